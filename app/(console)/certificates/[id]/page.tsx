@@ -1,0 +1,18 @@
+import type { Metadata } from "next";
+import { notFound } from "next/navigation";
+import { requirePageUser } from "@/app/_lib/session";
+import { CertificateDetailView } from "@/components/certificates/certificate-detail";
+import { getCertificate } from "@/lib/certificates";
+import { getDb } from "@/lib/db";
+import { listEvents } from "@/lib/events";
+
+export const metadata: Metadata = { title: "Certificate" };
+
+export default async function CertificatePage({ params }: { params: Promise<{ id: string }> }) {
+  const { id } = await params;
+  const user = await requirePageUser();
+  const cert = await getCertificate(getDb(), id);
+  if (!cert) notFound();
+  const events = await listEvents(getDb(), { certificateId: cert.id, newestFirst: true, limit: 50 });
+  return <CertificateDetailView cert={cert} events={events} isAdmin={user.role === "admin"} />;
+}

@@ -1,0 +1,52 @@
+"use server";
+
+import { revalidatePath } from "next/cache";
+import { redirect } from "next/navigation";
+import { requireActor } from "@/app/_lib/session";
+import { createSelfSignedCertificateRecord, deleteCertificate } from "@/lib/certificates";
+import { getConfig } from "@/lib/config";
+import { getDb } from "@/lib/db";
+import { AppError } from "@/lib/errors";
+import { logger } from "@/lib/log";
+import { getKeyring } from "@/lib/runtime";
+
+export type FormState =
+  | { message?: string; errors?: Record<string, string[] | undefined>; values?: Record<string, string> }
+  | undefined;
+
+function failure(err: unknown): FormState {
+  if (err instanceof AppError) return { message: err.message, errors: err.fieldErrors };
+  logger().error({ err }, "certificate action failed");
+  return { message: "something went wrong on the server; nothing was saved. The details are in the console's log." };
+}
+
+export async function createSelfSigned(_prev: FormState, formData: FormData): Promise<FormState> {
+  let id: string;
+  try {
+    const actor = await requireActor("admin");
+    const cert = await createSelfSignedCertificateRecord(getDb(), getKeyring(getConfig()), actor, {
+      name: formData.get("name") ?? undefined,
+      domains: formData.get("domains") ?? "",
+      keyType: formData.get("keyType") ?? undefined,
+      validityDays: formData.get("validityDays") || undefined,
+    });
+    id = cert.id;
+  } catch (err) {
+    // Give the form back what was typed, so that a mistake costs one correction, not a retype.
+    const values = Object.fromEntries(["name", "domains", "keyType", "validityDays"].map((k) => [k, String(formData.get(k) ?? "")]));
+    return { ...failure(err), values };
+  }
+  revalidatePath("/certificates");
+  redirect(`/certificates/${id}`);
+}
+
+export async function deleteCertificateAction(_prev: FormState, formData: FormData): Promise<FormState> {
+  try {
+    const actor = await requireActor("admin");
+    await deleteCertificate(getDb(), actor, String(formData.get("id") ?? ""));
+  } catch (err) {
+    return failure(err);
+  }
+  revalidatePath("/certificates");
+  redirect("/certificates");
+}

@@ -1,0 +1,17 @@
+import type { Metadata } from "next";
+import { requirePageUser } from "@/app/_lib/session";
+import { NewSelfSignedForm } from "@/components/certificates/new-self-signed-form";
+
+export const metadata: Metadata = { title: "New certificate" };
+
+export default async function NewCertificatePage() {
+  const user = await requirePageUser();
+  if (user.role !== "admin") {
+    return (
+      <p className="rounded-md bg-amber-50 px-4 py-3 text-sm text-amber-900" data-testid="read-only-notice">
+        Your account is read-only (viewer). Ask an admin to create certificates.
+      </p>
+    );
+  }
+  return <NewSelfSignedForm />;
+}

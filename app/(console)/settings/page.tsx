@@ -1,0 +1,42 @@
+import type { Metadata } from "next";
+import Link from "next/link";
+import { getConfig } from "@/lib/config";
+import { describeDatabase } from "@/lib/db/connection";
+
+export const metadata: Metadata = { title: "Settings" };
+
+export default function SettingsPage() {
+  const config = getConfig();
+  return (
+    <div className="space-y-6">
+      <h1 className="text-2xl font-bold">Settings</h1>
+      <ul className="grid gap-3 sm:grid-cols-2">
+        <li>
+          <Link href="/settings/tokens" className="block rounded-lg bg-white p-4 ring-1 ring-slate-200 hover:ring-indigo-300">
+            <span className="font-semibold">API tokens</span>
+            <span className="block text-sm text-slate-600">Bearer tokens for scripts and the REST API.</span>
+          </Link>
+        </li>
+        <li>
+          <Link href="/settings/users" className="block rounded-lg bg-white p-4 ring-1 ring-slate-200 hover:ring-indigo-300">
+            <span className="font-semibold">Users</span>
+            <span className="block text-sm text-slate-600">Admins and read-only viewers.</span>
+          </Link>
+        </li>
+      </ul>
+      <section className="rounded-lg bg-white p-4 text-sm ring-1 ring-slate-200" aria-labelledby="runtime-heading">
+        <h2 id="runtime-heading" className="mb-2 font-semibold">
+          This installation
+        </h2>
+        <dl className="grid gap-1 sm:grid-cols-[12rem_1fr]">
+          <dt className="text-slate-600">Database</dt>
+          <dd className="font-mono text-xs">{describeDatabase(config.database)}</dd>
+          <dt className="text-slate-600">Console TLS mode</dt>
+          <dd className="font-mono text-xs">PORTCULLIS_TLS_MODE={config.tls.mode}</dd>
+          <dt className="text-slate-600">Data directory</dt>
+          <dd className="font-mono text-xs">{config.dataDir}</dd>
+        </dl>
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,127 @@
+import Link from "next/link";
+import { StatusBadge } from "@/components/ui/badge";
+import type { CertificateDetail } from "@/lib/certificates";
+import type { EventView } from "@/lib/events";
+import { formatDateTime, relativeTime, SOURCE_LABELS } from "@/lib/format";
+import { DeleteCertificate } from "./delete-certificate";
+import { PrivateKeyDownload } from "./private-key-download";
+
+const KEY_LABELS: Record<string, string> = {
+  "ecdsa-p256": "ECDSA P-256",
+  "ecdsa-p384": "ECDSA P-384",
+  "rsa-2048": "RSA 2048",
+  "rsa-4096": "RSA 4096",
+};
+
+export function CertificateDetailView({ cert, events, isAdmin }: { cert: CertificateDetail; events: EventView[]; isAdmin: boolean }) {
+  return (
+    <div className="space-y-6">
+      <div className="flex flex-wrap items-start justify-between gap-3">
+        <div>
+          <Link href="/certificates" className="text-sm text-indigo-700 hover:underline">
+            ← Certificates
+          </Link>
+          <h1 className="mt-1 break-all text-2xl font-bold" data-testid="certificate-name">
+            {cert.name}
+          </h1>
+          <p className="mt-1 flex items-center gap-2 text-sm text-slate-600">
+            <StatusBadge status={cert.status} /> {SOURCE_LABELS[cert.source] ?? cert.source}
+          </p>
+        </div>
+        <div className="flex flex-wrap gap-2">
+          {cert.chainPem ? (
+            <a href={`/api/v1/certificates/${cert.id}/pem`} download className="inline-flex items-center rounded-md bg-indigo-600 px-3 py-2 text-sm font-semibold text-white hover:bg-indigo-500" data-testid="download-pem">
+              Download PEM chain
+            </a>
+          ) : null}
+          {isAdmin ? <DeleteCertificate id={cert.id} name={cert.name} /> : null}
+        </div>
+      </div>
+
+      {cert.selfSigned ? (
+        <p className="rounded-md bg-amber-50 px-3 py-2 text-sm text-amber-900">
+          Self-signed: browsers and clients will not trust this certificate unless it is added to their trust store.
+        </p>
+      ) : null}
+
+      <section aria-labelledby="details-heading" className="rounded-lg bg-white ring-1 ring-slate-200">
+        <h2 id="details-heading" className="border-b border-slate-200 px-4 py-3 text-lg font-semibold">
+          Details
+        </h2>
+        <dl className="divide-y divide-slate-100 text-sm">
+          <Row label="Names (SANs)">
+            <ul className="space-y-0.5 font-mono text-xs" data-testid="sans">
+              {cert.domains.map((d) => (
+                <li key={d}>{d}</li>
+              ))}
+            </ul>
+          </Row>
+          <Row label="Subject">{cert.subject ?? "—"}</Row>
+          <Row label="Issuer">{cert.issuer ?? "—"}</Row>
+          <Row label="Serial number">
+            <span className="break-all font-mono text-xs">{cert.serial ?? "—"}</span>
+          </Row>
+          <Row label="SHA-256 fingerprint">
+            <span className="break-all font-mono text-xs" data-testid="fingerprint">
+              {cert.fingerprintSha256 ?? "—"}
+            </span>
+          </Row>
+          <Row label="Valid from">{formatDateTime(cert.notBefore)}</Row>
+          <Row label="Valid until">
+            {formatDateTime(cert.notAfter)} <span className="text-slate-500">({relativeTime(cert.notAfter)})</span>
+          </Row>
+          <Row label="Key type">{KEY_LABELS[cert.keyType] ?? cert.keyType}</Row>
+          <Row label="Renewal">{cert.renewAt ? `${formatDateTime(cert.renewAt)} — ${cert.renewReason ?? ""}` : (cert.renewReason ?? "—")}</Row>
+          <Row label="Private key">
+            {cert.hasPrivateKey ? (
+              isAdmin ? (
+                <PrivateKeyDownload id={cert.id} />
+              ) : (
+                "Stored sealed. Only admins can download it."
+              )
+            ) : (
+              "none stored"
+            )}
+          </Row>
+        </dl>
+      </section>
+
+      <section aria-labelledby="versions-heading" className="rounded-lg bg-white ring-1 ring-slate-200">
+        <h2 id="versions-heading" className="border-b border-slate-200 px-4 py-3 text-lg font-semibold">
+          Versions
+        </h2>
+        <ul className="divide-y divide-slate-100 text-sm">
+          {cert.versions.map((v) => (
+            <li key={v.version} className="px-4 py-2">
+              <span className="font-medium">v{v.version}</span> · {v.reason} · {formatDateTime(v.createdAt)} ·{" "}
+              <span className="font-mono text-xs">{v.fingerprintSha256.slice(0, 23)}…</span>
+            </li>
+          ))}
+        </ul>
+      </section>
+
+      <section aria-labelledby="events-heading" className="rounded-lg bg-white ring-1 ring-slate-200">
+        <h2 id="events-heading" className="border-b border-slate-200 px-4 py-3 text-lg font-semibold">
+          Timeline
+        </h2>
+        <ol className="divide-y divide-slate-100 text-sm">
+          {events.length === 0 ? <li className="px-4 py-2 text-slate-500">No events.</li> : null}
+          {events.map((e) => (
+            <li key={e.id} className="px-4 py-2">
+              <span className="text-slate-500">{formatDateTime(e.at)}</span> · <span className="font-mono text-xs">{e.type}</span> · {e.message}
+            </li>
+          ))}
+        </ol>
+      </section>
+    </div>
+  );
+}
+
+function Row({ label, children }: { label: string; children: React.ReactNode }) {
+  return (
+    <div className="grid gap-1 px-4 py-3 sm:grid-cols-3 sm:gap-4">
+      <dt className="font-medium text-slate-600">{label}</dt>
+      <dd className="sm:col-span-2">{children}</dd>
+    </div>
+  );
+}

@@ -1,0 +1,71 @@
+import Link from "next/link";
+import { StatusBadge } from "@/components/ui/badge";
+import type { dashboardSummary } from "@/lib/certificates";
+import { CERTIFICATE_STATUSES } from "@/lib/db/schema";
+import { relativeTime, SOURCE_LABELS } from "@/lib/format";
+
+export function Dashboard({ summary }: { summary: Awaited<ReturnType<typeof dashboardSummary>> }) {
+  return (
+    <div className="space-y-8">
+      <h1 className="text-2xl font-bold">Dashboard</h1>
+      <section aria-labelledby="counts-heading">
+        <h2 id="counts-heading" className="sr-only">
+          Certificates by status
+        </h2>
+        <dl className="grid grid-cols-2 gap-3 sm:grid-cols-4 lg:grid-cols-7">
+          <Count label="All certificates" value={summary.total} testId="count-total" />
+          {CERTIFICATE_STATUSES.map((s) => (
+            <Count key={s} label={s[0].toUpperCase() + s.slice(1)} value={summary.byStatus[s] ?? 0} testId={`count-${s}`} />
+          ))}
+        </dl>
+        {summary.expiringWithin30Days > 0 ? (
+          <p className="mt-3 text-sm text-amber-800">
+            {summary.expiringWithin30Days} certificate{summary.expiringWithin30Days === 1 ? "" : "s"} expire within 30 days.
+          </p>
+        ) : null}
+      </section>
+      <section aria-labelledby="soonest-heading" className="space-y-3">
+        <h2 id="soonest-heading" className="text-lg font-semibold">
+          Expiring soonest
+        </h2>
+        {summary.soonest.length === 0 ? (
+          <p className="text-sm text-slate-600">
+            No certificates yet.{" "}
+            <Link className="text-indigo-700 underline" href="/certificates/new">
+              Create one
+            </Link>
+            .
+          </p>
+        ) : (
+          <ul className="divide-y divide-slate-200 rounded-lg bg-white ring-1 ring-slate-200">
+            {summary.soonest.map((c) => (
+              <li key={c.id} className="flex flex-wrap items-center justify-between gap-2 px-4 py-3">
+                <div>
+                  <Link href={`/certificates/${c.id}`} className="font-medium text-indigo-700 hover:underline">
+                    {c.name}
+                  </Link>
+                  <p className="text-xs text-slate-500">{SOURCE_LABELS[c.source] ?? c.source}</p>
+                </div>
+                <div className="flex items-center gap-3 text-sm">
+                  <span>{c.notAfter && Date.parse(c.notAfter) < Date.now() ? "expired " : "expires "}{relativeTime(c.notAfter)}</span>
+                  <StatusBadge status={c.status} />
+                </div>
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+    </div>
+  );
+}
+
+function Count({ label, value, testId }: { label: string; value: number; testId: string }) {
+  return (
+    <div className="rounded-lg bg-white px-4 py-3 ring-1 ring-slate-200">
+      <dt className="text-xs text-slate-500">{label}</dt>
+      <dd className="text-2xl font-semibold" data-testid={testId}>
+        {value}
+      </dd>
+    </div>
+  );
+}

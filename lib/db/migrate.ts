@@ -1,0 +1,36 @@
+import { Migrator, type Migration, type MigrationProvider } from "kysely";
+import type { DatabaseKind, Db } from "./connection";
+import { foundation } from "./migrations/0001_foundation";
+
+function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
+  return {
+    "0001_foundation": foundation(kind),
+  };
+}
+
+class StaticMigrationProvider implements MigrationProvider {
+  constructor(private readonly kind: DatabaseKind) {}
+  async getMigrations() {
+    return migrationsFor(this.kind);
+  }
+}
+
+export class MigrationError extends Error {}
+
+/**
+ * Brings the schema to the latest version. Console, worker and CLI all call this at start, possibly
+ * at the same moment: the loser of a race sees a lock or "already exists" error, waits, and retries,
+ * after which it finds nothing left to do.
+ */
+export async function migrateToLatest(db: Db, kind: DatabaseKind): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: new StaticMigrationProvider(kind) });
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const { error, results } = await migrator.migrateToLatest();
+    if (!error) return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+    lastError = error;
+    await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 200 * (attempt + 1)));
+  }
+  const message = lastError instanceof Error ? lastError.message : String(lastError);
+  throw new MigrationError(`database migration failed: ${message}`);
+}

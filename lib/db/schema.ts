@@ -1,0 +1,131 @@
+import type { Generated } from "kysely";
+
+// Times are ISO-8601 UTC strings (Date#toISOString): portable across SQLite and PostgreSQL,
+// and ordered correctly by plain string comparison. JSON columns hold JSON text.
+
+export type Role = "admin" | "viewer";
+export const ROLES: readonly Role[] = ["admin", "viewer"];
+
+export type CertificateSource = "acme" | "upload" | "file" | "self_signed" | "local_ca";
+export type CertificateStatus = "pending" | "requesting" | "active" | "renewing" | "failed" | "expired";
+export const CERTIFICATE_STATUSES: readonly CertificateStatus[] = [
+  "pending",
+  "requesting",
+  "active",
+  "renewing",
+  "failed",
+  "expired",
+];
+export type EventSeverity = "info" | "warning" | "error";
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  password_hash: string;
+  role: Role;
+  created_at: string;
+  updated_at: string;
+  last_login_at: string | null;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  user_id: string;
+  name: string;
+  token_hash: string;
+  prefix: string;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: string;
+  actor_id: string | null;
+  actor_label: string;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  detail: string | null;
+  ip: string | null;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+  updated_at: string;
+}
+
+export interface LoginAttemptsTable {
+  id: Generated<number>;
+  at: string;
+  email: string;
+  ip: string;
+  succeeded: number;
+}
+
+export interface CertificatesTable {
+  id: string;
+  name: string;
+  source: CertificateSource;
+  status: CertificateStatus;
+  domains: string;
+  key_type: string;
+  validity_days: number | null;
+  chain_pem: string | null;
+  sealed_key: string | null;
+  subject: string | null;
+  issuer: string | null;
+  serial: string | null;
+  fingerprint_sha256: string | null;
+  not_before: string | null;
+  not_after: string | null;
+  renew_at: string | null;
+  renew_reason: string | null;
+  next_attempt_at: string | null;
+  attempts: number;
+  last_error: string | null;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CertificateVersionsTable {
+  id: string;
+  certificate_id: string;
+  version: number;
+  chain_pem: string;
+  sealed_key: string;
+  fingerprint_sha256: string;
+  serial: string;
+  issuer: string;
+  not_before: string;
+  not_after: string;
+  reason: string;
+  created_at: string;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  at: string;
+  type: string;
+  severity: EventSeverity;
+  certificate_id: string | null;
+  listener_id: string | null;
+  message: string;
+  detail: string | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  api_tokens: ApiTokensTable;
+  audit_log: AuditLogTable;
+  settings: SettingsTable;
+  login_attempts: LoginAttemptsTable;
+  certificates: CertificatesTable;
+  certificate_versions: CertificateVersionsTable;
+  events: EventsTable;
+}

@@ -1,0 +1,15 @@
+import path from "node:path";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  resolve: { alias: { "@": path.resolve(import.meta.dirname) } },
+  test: {
+    environment: "node",
+    include: ["lib/**/*.test.ts", "cli/**/*.test.ts", "worker/**/*.test.ts", "tests/**/*.test.ts", "*.test.ts"],
+    exclude: ["node_modules", ".next", "e2e"],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    pool: "forks",
+    server: { deps: { inline: ["server-only"] } },
+  },
+});

@@ -1,0 +1,76 @@
+import http from "node:http";
+import type { Config } from "../lib/config";
+import { markExpiredCertificates } from "../lib/certificates";
+import { setLoggerName } from "../lib/log";
+import { prepareProcess } from "../lib/runtime";
+import { pruneLoginAttempts } from "../lib/users";
+
+const SWEEP_INTERVAL_MS = 60_000;
+
+/**
+ * The worker process. The engine role sweeps certificate lifecycles (today: active → expired, with
+ * an event); ACME orders and renewals join it later. The edge role serves listeners, which this
+ * version does not have yet: it says so instead of pretending.
+ */
+export async function startWorker(config: Config) {
+  const log = setLoggerName("worker");
+  const { db } = await prepareProcess(config, (m) => log.info(m));
+  const abort = new AbortController();
+  const state = { startedAt: new Date().toISOString(), lastSweepAt: null as string | null, lastSweepError: null as string | null };
+
+  const health = http.createServer((req, res) => {
+    if (req.url === "/health") {
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ status: "ok", roles: config.workerRoles, ...state }));
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve, reject) => {
+    health.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === "EADDRINUSE"
+          ? new Error(`worker health port ${config.workerHealthPort} is in use; set PORTCULLIS_WORKER_HEALTH_PORT to a free port`)
+          : err,
+      ),
+    );
+    health.listen(config.workerHealthPort, "127.0.0.1", resolve);
+  });
+  log.info({ roles: config.workerRoles, health: `http://127.0.0.1:${config.workerHealthPort}/health` }, "worker started");
+
+  let sweeping: Promise<void> = Promise.resolve();
+  const sweep = () => {
+    sweeping = (async () => {
+      try {
+        const expired = await markExpiredCertificates(db);
+        await pruneLoginAttempts(db);
+        if (expired) log.warn({ expired }, "certificates expired");
+        state.lastSweepAt = new Date().toISOString();
+        state.lastSweepError = null;
+      } catch (err) {
+        state.lastSweepError = err instanceof Error ? err.message : String(err);
+        log.error({ err }, "lifecycle sweep failed; retrying at the next interval");
+      }
+    })();
+  };
+  if (config.workerRoles.includes("engine")) {
+    sweep();
+    const timer = setInterval(sweep, SWEEP_INTERVAL_MS);
+    abort.signal.addEventListener("abort", () => clearInterval(timer));
+  }
+  if (config.workerRoles.includes("edge")) {
+    log.info("edge role: no listeners to serve in this version");
+  }
+
+  const stop = async () => {
+    if (abort.signal.aborted) return;
+    log.info("worker stopping");
+    abort.abort();
+    health.close();
+    await sweeping;
+    await db.destroy().catch(() => {});
+    process.exit(0);
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}
