@@ -17,12 +17,12 @@ export const downloadFileName = (name: string) =>
 
 export const keyContext = (certificateId: string) => `certificate-key:${certificateId}`;
 
-// Accept names as a list (API) or as one text field (form), split on commas, spaces and newlines.
+// Accept names as a list (API) or as one text field (form), split on commas and line breaks.
 const domainsField = z
   .union([z.array(z.string().max(300, "a name may be at most 253 characters")).max(1000), z.string().max(50_000)], {
     error: "give the names as a list of strings",
   })
-  .transform((v) => (Array.isArray(v) ? v.flatMap((s) => splitNameList(s)) : splitNameList(v)));
+  .transform((v) => (Array.isArray(v) ? v.map((s) => s.trim()) : splitNameList(v)));
 
 export const selfSignedInputSchema = z.object({
   name: z

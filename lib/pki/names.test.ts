@@ -143,8 +143,9 @@ describe("parseSubjectAltNames", () => {
 });
 
 describe("splitNameList", () => {
-  it("splits on newlines, commas and whitespace and drops empty items", () => {
-    expect(splitNameList(" example.com,www.example.com\r\n\n  *.example.com \t192.0.2.1, ,\n")).toEqual([
+  it("splits on newlines and commas, keeps inner spaces for validation to refuse, drops empty items", () => {
+    expect(splitNameList("exa mple.com")).toEqual(["exa mple.com"]);
+    expect(splitNameList(" example.com,www.example.com\r\n\n  *.example.com \t\n192.0.2.1, ,\n")).toEqual([
       "example.com",
       "www.example.com",
       "*.example.com",

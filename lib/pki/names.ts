@@ -159,7 +159,8 @@ export function parseSubjectAltNames(inputs: string[]): SanListParseResult {
 
 export function splitNameList(text: string): string[] {
   return text
-    .split(/[\s,]+/)
+    // Not on spaces: "exa mple.com" is a typo to point out, not two names to accept.
+    .split(/[,\r\n]+/)
     .map((item) => item.trim())
     .filter((item) => item !== "");
 }
