@@ -94,11 +94,12 @@ function validationError(fieldErrors: Record<string, string[]>) {
 /** Validate everything first; nothing is written unless all of it is right. */
 export async function parseSelfSignedInput(input: unknown) {
   const parsed = selfSignedInputSchema.safeParse(input);
-  if (!parsed.success) {
-    throw validationError(z.flattenError(parsed.error).fieldErrors as Record<string, string[]>);
-  }
-  const names = parseSubjectAltNames(parsed.data.domains);
-  if (!names.ok) throw validationError({ domains: names.errors });
+  // The names are checked even when another field is wrong, so that every mistake shows at once.
+  const domains = domainsField.safeParse((input as { domains?: unknown } | null)?.domains ?? []);
+  const names = domains.success ? parseSubjectAltNames(domains.data) : undefined;
+  const fieldErrors = parsed.success ? {} : (z.flattenError(parsed.error).fieldErrors as Record<string, string[]>);
+  if (names && !names.ok) fieldErrors.domains = names.errors;
+  if (!parsed.success || !names?.ok) throw validationError(fieldErrors);
   return { ...parsed.data, entries: names.entries };
 }
 

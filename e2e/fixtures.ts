@@ -1,0 +1,38 @@
+import { test as base, expect, type Page } from "@playwright/test";
+import { readState } from "./state";
+
+export const ADMIN = { email: "admin@example.test", password: "correct horse battery" };
+export const VIEWER = { email: "viewer@example.test", password: "viewer password 1" };
+
+export const test = base.extend<{ state: ReturnType<typeof readState> }>({
+  baseURL: async ({}, use) => use(readState().baseURL),
+  state: async ({}, use) => use(readState()),
+});
+export { expect };
+
+export class LoginPage {
+  constructor(private readonly page: Page) {}
+  async signIn(user: { email: string; password: string }, opts: { expectSuccess?: boolean } = {}) {
+    await this.page.goto("/login");
+    await this.page.getByLabel("Email").fill(user.email);
+    await this.page.getByLabel("Password").fill(user.password);
+    await this.page.getByRole("button", { name: "Sign in" }).click();
+    if (opts.expectSuccess ?? true) await this.page.waitForURL((url) => !url.pathname.startsWith("/login"));
+  }
+}
+
+export class NewCertificatePage {
+  constructor(private readonly page: Page) {}
+  async open() {
+    await this.page.goto("/certificates/new");
+  }
+  async fill(values: { names: string; displayName?: string; keyType?: string; validityDays?: string }) {
+    await this.page.getByLabel("Names").fill(values.names);
+    if (values.displayName !== undefined) await this.page.getByLabel("Display name (optional)").fill(values.displayName);
+    if (values.keyType) await this.page.getByLabel("Key type").selectOption(values.keyType);
+    if (values.validityDays !== undefined) await this.page.getByLabel("Validity (days)").fill(values.validityDays);
+  }
+  async submit() {
+    await this.page.getByRole("button", { name: "Create certificate" }).click();
+  }
+}

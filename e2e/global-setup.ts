@@ -1,0 +1,57 @@
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { STATE_FILE, type E2EState } from "./state";
+
+const root = path.resolve(import.meta.dirname, "..");
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export default async function globalSetup() {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "portcullis-e2e-"));
+  const port = await freePort();
+  const healthPort = await freePort();
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    PORTCULLIS_DATA_DIR: dataDir,
+    PORTCULLIS_PORT: String(port),
+    PORTCULLIS_WORKER_HEALTH_PORT: String(healthPort),
+    PORTCULLIS_LOG_LEVEL: "warn",
+  };
+  delete env.DATABASE_URL;
+  const child = spawn(process.execPath, [path.join(root, "bin/portcullis.mjs"), "serve"], { cwd: root, env: env as NodeJS.ProcessEnv, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const logFile = path.join(dataDir, "console.log");
+  const log = fs.createWriteStream(logFile);
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+
+  const setupUrl = await new Promise<string>((resolve, reject) => {
+    let output = "";
+    const timer = setTimeout(() => reject(new Error(`the console did not print its setup link within 120 s:\n${output}`)), 120_000);
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /(http:\/\/\S+\/setup\?token=\S+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`the console exited with ${code}:\n${output}`)));
+  });
+
+  const baseURL = `http://127.0.0.1:${port}`;
+  const state: E2EState = { baseURL, setupUrl, dataDir, pid: child.pid!, healthPort, logFile };
+  fs.writeFileSync(STATE_FILE, JSON.stringify(state));
+  process.env.PORTCULLIS_E2E_BASE_URL = baseURL;
+}
