@@ -12,7 +12,8 @@ function newestMtime(target: string): number {
   } catch {
     return 0;
   }
-  if (!stat.isDirectory()) return stat.mtimeMs;
+  // Tests do not go into the build; editing one must not trigger a rebuild.
+  if (!stat.isDirectory()) return /\.test\.tsx?$/.test(target) ? 0 : stat.mtimeMs;
   let newest = stat.mtimeMs;
   for (const entry of fs.readdirSync(target)) {
     if (entry === "node_modules" || entry.startsWith(".")) continue;

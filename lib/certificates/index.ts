@@ -232,9 +232,9 @@ export async function listCertificates(db: Db, query: z.input<typeof listQuerySc
   if (status) q = q.where("status", "=", status);
   if (cursor) {
     const c = decodeCursor(cursor);
-    q = q.where((eb) =>
-      eb.or([eb("created_at", "<", c.createdAt), eb.and([eb("created_at", "=", c.createdAt), eb("id", "<", c.id)])]),
-    );
+    // A row-value comparison lets both engines seek straight to the cursor in (created_at, id);
+    // the equivalent OR form made them scan every row before it.
+    q = q.where((eb) => eb(eb.refTuple("created_at", "id"), "<", eb.tuple(c.createdAt, c.id)));
   }
   const rows = await q.orderBy("created_at", "desc").orderBy("id", "desc").limit(limit + 1).execute();
   const page = rows.slice(0, limit);
