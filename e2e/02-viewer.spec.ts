@@ -38,3 +38,12 @@ test("a viewer sees certificates but cannot create or delete one, in the UI or t
   expect((await page.request.post(`/api/v1/certificates/${id}/private-key`, { data: { password: VIEWER.password } })).status()).toBe(403);
   expect((await page.request.get(`/api/v1/certificates/${id}`)).status()).toBe(200);
 });
+
+test("the audit log shows who did what, including the viewer's creation", async ({ page }) => {
+  await new LoginPage(page).signIn(ADMIN);
+  await page.goto("/settings/audit");
+  const table = page.getByTestId("audit-table");
+  await expect(table.getByRole("row", { name: /user\.create/ }).filter({ hasText: ADMIN.email })).toHaveCount(1);
+  await expect(table.getByRole("row", { name: /certificate\.private_key_download/ })).toHaveCount(1);
+  await expect(table.getByRole("row", { name: /certificate\.create/ }).first()).toContainText(ADMIN.email);
+});

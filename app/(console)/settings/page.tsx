@@ -23,6 +23,12 @@ export default function SettingsPage() {
             <span className="block text-sm text-slate-600">Admins and read-only viewers.</span>
           </Link>
         </li>
+        <li>
+          <Link href="/settings/audit" className="block rounded-lg bg-white p-4 ring-1 ring-slate-200 hover:ring-indigo-300">
+            <span className="font-semibold">Audit log</span>
+            <span className="block text-sm text-slate-600">Who changed what, and when.</span>
+          </Link>
+        </li>
       </ul>
       <section className="rounded-lg bg-white p-4 text-sm ring-1 ring-slate-200" aria-labelledby="runtime-heading">
         <h2 id="runtime-heading" className="mb-2 font-semibold">

@@ -1,0 +1,132 @@
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SYSTEM_ACTOR } from "../lib/audit";
+import { createSelfSignedCertificateRecord } from "../lib/certificates";
+import { Keyring, loadSealingKey } from "../lib/crypto/seal";
+import { openDatabase } from "../lib/db/connection";
+
+const root = path.resolve(import.meta.dirname, "..");
+const bin = path.join(root, "bin/portcullis.mjs");
+
+type Run = { code: number | null; stdout: string; stderr: string };
+
+function run(args: string[], env: Record<string, string>, input?: string): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? "", ...env } as unknown as NodeJS.ProcessEnv });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d));
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input ?? "");
+  });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe("the portcullis CLI", () => {
+  let dataDir: string;
+  let env: Record<string, string>;
+  beforeAll(() => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "portcullis-cli-"));
+    env = { PORTCULLIS_DATA_DIR: dataDir, PORTCULLIS_LOG_LEVEL: "silent" };
+  });
+  afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+
+  it("migrates, then says the database is up to date", async () => {
+    expect((await run(["migrate"], env)).stdout).toContain("applied: 0001_foundation");
+    expect((await run(["migrate"], env)).stdout).toContain("up to date");
+  });
+
+  it("adds users with the password from standard input, refusing bad ones with exit code 2", async () => {
+    const added = await run(["user", "add", "--email", "ops@example.test", "--role", "viewer", "--json"], env, "a long password\n");
+    expect(added.code, added.stderr).toBe(0);
+    expect(JSON.parse(added.stdout)).toMatchObject({ email: "ops@example.test", role: "viewer" });
+    const short = await run(["user", "add", "--email", "x@example.test"], env, "short\n");
+    expect(short.code).toBe(2);
+    expect(short.stderr).toContain("password: use at least 10 characters");
+    const role = await run(["user", "add", "--email", "y@example.test", "--role", "root"], env, "a long password\n");
+    expect(role.code).not.toBe(0);
+    expect(role.stderr).toContain("accepted values: admin, viewer");
+  });
+
+  it("creates a token for an existing user only", async () => {
+    const token = await run(["token", "create", "--user", "ops@example.test", "--name", "ci"], env);
+    expect(token.code, token.stderr).toBe(0);
+    expect(token.stdout.trim()).toMatch(/^pct_/);
+    const missing = await run(["token", "create", "--user", "ghost@example.test", "--name", "ci"], env);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain("no user with the email ghost@example.test");
+  });
+
+  it("lists and shows certificates, as text and JSON, and exits 3 for an unknown one", async () => {
+    expect(JSON.parse((await run(["cert", "list", "--json"], env)).stdout)).toEqual([]);
+    const { db } = openDatabase({ kind: "sqlite", file: path.join(dataDir, "portcullis.db") });
+    const keyring = new Keyring(loadSealingKey({ dataDir }).key);
+    const cert = await createSelfSignedCertificateRecord(db, keyring, SYSTEM_ACTOR, { name: "cli-cert", domains: ["cli.example.test", "*.cli.example.test"] });
+    await db.destroy();
+
+    const list = await run(["cert", "list"], env);
+    expect(list.stdout).toMatch(new RegExp(`${cert.id}\\s+cli-cert\\s+active\\s+self_signed\\s+in 36[45] days\\s+cli.example.test,\\*.cli.example.test`));
+    expect(JSON.parse((await run(["cert", "list", "--json"], env)).stdout)[0]).toMatchObject({ id: cert.id, name: "cli-cert" });
+    const info = await run(["cert", "info", "cli-cert"], env);
+    expect(info.stdout).toContain(`SHA-256      ${cert.fingerprintSha256}`);
+    const json = JSON.parse((await run(["cert", "info", cert.id, "--json"], env)).stdout);
+    expect(json).toMatchObject({ id: cert.id, fingerprintSha256: cert.fingerprintSha256 });
+    expect(JSON.stringify(json)).not.toContain("PRIVATE KEY");
+    const unknown = await run(["cert", "info", "nope"], env);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toContain('no certificate with the id or name "nope"');
+  });
+
+  it("stops at a bad environment value with exit code 2, naming the variable", async () => {
+    const bad = await run(["cert", "list"], { ...env, PORTCULLIS_TLS_MODE: "tls" });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('PORTCULLIS_TLS_MODE (got "tls"): accepted values: auto, acme, provided, off, behind_proxy');
+    expect(bad.stderr).not.toMatch(/at .*\.ts:\d+/);
+  });
+
+  it("refuses to run with another sealing key than the one the database was sealed with", async () => {
+    const wrong = await run(["cert", "list"], { ...env, PORTCULLIS_SECRET: "x".repeat(40) });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain("this database was sealed with a different key");
+  });
+
+  it("runs the worker with a /health endpoint and stops it cleanly on SIGTERM", async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [bin, "worker"], {
+      env: { ...process.env, ...env, PORTCULLIS_WORKER_HEALTH_PORT: String(port) },
+      stdio: "ignore",
+    });
+    const health = async () =>
+      new Promise<string>((resolve, reject) =>
+        http.get(`http://127.0.0.1:${port}/health`, (res) => {
+          let body = "";
+          res.on("data", (d) => (body += d));
+          res.on("end", () => resolve(body));
+        }).on("error", reject),
+      );
+    let body = "";
+    for (let i = 0; i < 100 && !body; i++) {
+      body = await health().catch(() => "");
+      if (!body) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(JSON.parse(body)).toMatchObject({ status: "ok", roles: ["engine", "edge"] });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    await expect(health()).rejects.toThrow();
+  }, 30_000);
+});

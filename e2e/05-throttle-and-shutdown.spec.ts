@@ -1,0 +1,49 @@
+import http from "node:http";
+import { expect, LoginPage, test } from "./fixtures";
+
+// Last in the run: the throttle also pauses sign-in for this address (127.0.0.1), and the
+// shutdown test stops the console.
+test.describe.configure({ mode: "serial" });
+
+test("five failed sign-ins within a minute pause sign-in for that account, with a clear message", async ({ page }) => {
+  const login = new LoginPage(page);
+  // Earlier specs failed one sign-in from this address, which also counts toward the address's five.
+  let refusedAsWrong = 0;
+  for (let i = 0; i < 6; i++) {
+    await login.signIn({ email: "nobody-throttle@example.test", password: `guess ${i}` }, { expectSuccess: false });
+    const message = page.getByTestId("form-message");
+    await expect(message).toContainText(/do not match|Too many/);
+    if ((await message.textContent())?.includes("Too many")) break;
+    refusedAsWrong++;
+  }
+  expect(refusedAsWrong).toBeGreaterThanOrEqual(4);
+  expect(refusedAsWrong).toBeLessThanOrEqual(5);
+  await expect(page.getByTestId("form-message")).toContainText(/Too many failed sign-ins.*try again in 5 minutes/);
+});
+
+function reachable(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    http.get(url, (res) => {
+      res.resume();
+      resolve(true);
+    }).on("error", () => resolve(false));
+  });
+}
+
+test("Ctrl-C on `portcullis serve` stops the console and the worker, and exits cleanly", async ({ state }) => {
+  expect(await reachable(`${state.baseURL}/api/v1/health`)).toBe(true);
+  expect(await reachable(`http://127.0.0.1:${state.healthPort}/health`)).toBe(true);
+  process.kill(state.pid, "SIGINT");
+  await expect.poll(() => reachable(`${state.baseURL}/api/v1/health`), { timeout: 15_000 }).toBe(false);
+  await expect.poll(() => reachable(`http://127.0.0.1:${state.healthPort}/health`), { timeout: 15_000 }).toBe(false);
+  await expect
+    .poll(() => {
+      try {
+        process.kill(state.pid, 0);
+        return "running";
+      } catch {
+        return "exited";
+      }
+    }, { timeout: 15_000 })
+    .toBe("exited");
+});
