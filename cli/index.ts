@@ -88,9 +88,11 @@ program
     const stopAll = (signal: NodeJS.Signals) => {
       for (const child of children) if (child.exitCode === null) child.kill(signal);
     };
-    for (const child of children) {
+    for (const [index, child] of children.entries()) {
       child.on("exit", (code) => {
         if (!exiting) {
+          const [name, other] = index === 0 ? ["console", "worker"] : ["worker", "console"];
+          process.stderr.write(`portcullis: the ${name} exited (code ${code ?? "signal"}); stopping the ${other}\n`);
           exiting = true;
           process.exitCode = code ?? 0;
           stopAll("SIGTERM");

@@ -28,6 +28,18 @@ describe.each(TEST_ENGINES)("users, sign-in and tokens on %s", (kind) => {
     expect(await countUsers(t.db)).toBe(1);
   });
 
+  it("creates the environment's admin once when processes race to do it", async () => {
+    const other = await createTestDatabase(kind);
+    try {
+      const admin = { email: "race@example.test", password: "long enough pw" };
+      const results = await Promise.all([1, 2, 3, 4].map(() => ensureAdminFromEnvironment(other.db, admin)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await countUsers(other.db)).toBe(1);
+    } finally {
+      await other.destroy();
+    }
+  });
+
   it("stores scrypt hashes, never the password", async () => {
     await createUser(t.db, SYSTEM_ACTOR, { email: "hash@example.test", password: "correct horse", role: "viewer" });
     const row = await t.db.selectFrom("users").select("password_hash").where("email", "=", "hash@example.test").executeTakeFirstOrThrow();

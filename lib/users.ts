@@ -2,6 +2,7 @@ import crypto from "node:crypto";
 import { z } from "zod";
 import { writeAudit, type Actor } from "./audit";
 import type { Db } from "./db";
+import { isUniqueViolation } from "./db/connection";
 import type { Role } from "./db/schema";
 import { AppError } from "./errors";
 import { newId, nowIso } from "./ids";
@@ -43,6 +44,9 @@ export async function listUsers(db: Db): Promise<UserView[]> {
   return rows.map(toView);
 }
 
+const emailTaken = (email: string) =>
+  new AppError("conflict", `a user with the email ${email} already exists`, { email: ["a user with this email already exists"] });
+
 export async function createUser(
   db: Db,
   actor: Actor,
@@ -59,11 +63,7 @@ export async function createUser(
     throw new AppError("validation_failed", "check the highlighted fields", fieldErrors);
   }
   const existing = await db.selectFrom("users").select("id").where("email", "=", email.data).executeTakeFirst();
-  if (existing) {
-    throw new AppError("conflict", `a user with the email ${email.data} already exists`, {
-      email: ["a user with this email already exists"],
-    });
-  }
+  if (existing) throw emailTaken(email.data);
   const now = nowIso();
   const row = {
     id: newId("usr"),
@@ -74,7 +74,13 @@ export async function createUser(
     updated_at: now,
     last_login_at: null,
   };
-  await db.insertInto("users").values(row).execute();
+  try {
+    await db.insertInto("users").values(row).execute();
+  } catch (err) {
+    // Another process (console and worker start together) inserted the same email a moment ago.
+    if (isUniqueViolation(err)) throw emailTaken(email.data);
+    throw err;
+  }
   await writeAudit(db, actor, "user.create", { type: "user", id: row.id }, { email: row.email, role: row.role });
   return toView(row);
 }

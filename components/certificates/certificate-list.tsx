@@ -28,8 +28,8 @@ export function CertificateList({ page, canCreate }: { page: Page; canCreate: bo
             <thead className="bg-slate-50 text-left text-xs font-semibold uppercase tracking-wide text-slate-600">
               <tr>
                 <th scope="col" className="px-4 py-3">Name</th>
-                <th scope="col" className="px-4 py-3">Names</th>
-                <th scope="col" className="px-4 py-3">Source</th>
+                <th scope="col" className="hidden px-4 py-3 md:table-cell">Names</th>
+                <th scope="col" className="hidden px-4 py-3 sm:table-cell">Source</th>
                 <th scope="col" className="px-4 py-3">Status</th>
                 <th scope="col" className="px-4 py-3">Expires</th>
               </tr>
@@ -42,11 +42,11 @@ export function CertificateList({ page, canCreate }: { page: Page; canCreate: bo
                       {c.name}
                     </Link>
                   </td>
-                  <td className="max-w-xs truncate px-4 py-3 font-mono text-xs" title={c.domains.join(", ")}>
+                  <td className="hidden max-w-xs truncate px-4 py-3 font-mono text-xs md:table-cell" title={c.domains.join(", ")}>
                     {c.domains.slice(0, 3).join(", ")}
                     {c.domains.length > 3 ? ` +${c.domains.length - 3}` : ""}
                   </td>
-                  <td className="px-4 py-3">{SOURCE_LABELS[c.source] ?? c.source}</td>
+                  <td className="hidden px-4 py-3 sm:table-cell">{SOURCE_LABELS[c.source] ?? c.source}</td>
                   <td className="px-4 py-3">
                     <StatusBadge status={c.status} />
                   </td>

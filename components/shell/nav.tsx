@@ -47,6 +47,12 @@ export function Nav({ email, role, signOutAction }: { email: string; role: strin
               {item.label}
             </Link>
           ))}
+          <form action={signOutAction} className="border-t border-slate-200 pt-2 md:hidden">
+            <span className="block px-3 py-1 text-xs text-slate-500">{email} ({role})</span>
+            <button type="submit" className="px-3 py-2 text-sm text-slate-700 underline">
+              Sign out
+            </button>
+          </form>
         </nav>
         <div className="hidden items-center gap-3 text-sm md:flex">
           <span className="text-slate-600" data-testid="current-user">

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { writeAudit, type Actor } from "../audit";
 import type { Keyring } from "../crypto/seal";
 import type { Db } from "../db";
+import { isUniqueViolation } from "../db/connection";
 import type { CertificateSource, CertificateStatus, CertificatesTable } from "../db/schema";
 import { AppError, notFound } from "../errors";
 import { recordEvent } from "../events";
@@ -178,7 +179,7 @@ export async function createSelfSignedCertificateRecord(
     });
   } catch (err) {
     // Two creations with one name racing past assertNameFree: the unique index decides.
-    if (/unique|duplicate/i.test(String((err as Error).message))) throw nameTaken(name);
+    if (isUniqueViolation(err)) throw nameTaken(name);
     throw err;
   }
   await recordEvent(db, {

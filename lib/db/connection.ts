@@ -35,3 +35,9 @@ export function describeDatabase(database: Config["database"]): string {
     return "PostgreSQL";
   }
 }
+
+/** A unique-constraint violation, on either engine: the loser of a race to insert the same row. */
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | null;
+  return e?.code === "23505" || e?.code === "SQLITE_CONSTRAINT_UNIQUE" || e?.code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+}
