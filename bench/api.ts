@@ -1,11 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "kysely";
 import { listCertificates } from "../lib/certificates";
 import type { DatabaseKind } from "../lib/db/connection";
+import { findFreePort } from "../lib/net";
 import {
   BENCH_SECRET,
   certificateName,
@@ -101,16 +101,6 @@ function stats(samples: number[]): Stats {
 // ---------------------------------------------------------------------------------------------
 // The console, started as production starts it
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function ensureBuildExists() {
   if (fs.existsSync(path.join(ROOT, ".next", "BUILD_ID"))) return;
@@ -134,8 +124,8 @@ function tail(file: string, lines = 30): string {
 }
 
 async function startConsole(database: BenchDatabase): Promise<Console> {
-  const port = await freePort();
-  const healthPort = await freePort();
+  const port = await findFreePort();
+  const healthPort = await findFreePort();
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) {
     if (k.startsWith("PORTCULLIS_") || k.startsWith("AUTH_") || k === "DATABASE_URL" || k.startsWith("BENCH_")) delete env[k];

@@ -1,7 +1,6 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,6 +8,7 @@ import { SYSTEM_ACTOR } from "../lib/audit";
 import { createSelfSignedCertificateRecord } from "../lib/certificates";
 import { Keyring, loadSealingKey } from "../lib/crypto/seal";
 import { openDatabase } from "../lib/db/connection";
+import { findFreePort } from "../lib/net";
 
 const root = path.resolve(import.meta.dirname, "..");
 const bin = path.join(root, "bin/portcullis.mjs");
@@ -27,14 +27,6 @@ function run(args: string[], env: Record<string, string>, input?: string): Promi
   });
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe("the portcullis CLI", () => {
   let dataDir: string;
@@ -105,7 +97,7 @@ describe("the portcullis CLI", () => {
   });
 
   it("runs the worker with a /health endpoint and stops it cleanly on SIGTERM", async () => {
-    const port = await freePort();
+    const port = await findFreePort();
     const child = spawn(process.execPath, [bin, "worker"], {
       env: { ...process.env, ...env, PORTCULLIS_WORKER_HEALTH_PORT: String(port) },
       stdio: "ignore",

@@ -1,27 +1,17 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { STATE_FILE, type E2EState } from "./state";
+import { findFreePort } from "../lib/net";
 
 const root = path.resolve(import.meta.dirname, "..");
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export default async function globalSetup() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "portcullis-e2e-"));
-  const port = await freePort();
-  const healthPort = await freePort();
+  const port = await findFreePort();
+  const healthPort = await findFreePort();
   const env: Record<string, string | undefined> = {
     ...process.env,
     PORTCULLIS_DATA_DIR: dataDir,

@@ -2,23 +2,16 @@
 
 import { revalidatePath } from "next/cache";
 import { redirect } from "next/navigation";
+import { actionFailure } from "@/app/_lib/actions";
 import { requireActor } from "@/app/_lib/session";
 import { createSelfSignedCertificateRecord, deleteCertificate } from "@/lib/certificates";
 import { getConfig } from "@/lib/config";
 import { getDb } from "@/lib/db";
-import { AppError } from "@/lib/errors";
-import { logger } from "@/lib/log";
 import { getKeyring } from "@/lib/runtime";
 
 export type FormState =
   | { message?: string; errors?: Record<string, string[] | undefined>; values?: Record<string, string> }
   | undefined;
-
-function failure(err: unknown): FormState {
-  if (err instanceof AppError) return { message: err.message, errors: err.fieldErrors };
-  logger().error({ err }, "certificate action failed");
-  return { message: "something went wrong on the server; nothing was saved. The details are in the console's log." };
-}
 
 export async function createSelfSigned(_prev: FormState, formData: FormData): Promise<FormState> {
   let id: string;
@@ -34,7 +27,7 @@ export async function createSelfSigned(_prev: FormState, formData: FormData): Pr
   } catch (err) {
     // Give the form back what was typed, so that a mistake costs one correction, not a retype.
     const values = Object.fromEntries(["name", "domains", "keyType", "validityDays"].map((k) => [k, String(formData.get(k) ?? "")]));
-    return { ...failure(err), values };
+    return { ...actionFailure(err, "certificate action"), values };
   }
   revalidatePath("/certificates");
   redirect(`/certificates/${id}`);
@@ -45,7 +38,7 @@ export async function deleteCertificateAction(_prev: FormState, formData: FormDa
     const actor = await requireActor("admin");
     await deleteCertificate(getDb(), actor, String(formData.get("id") ?? ""));
   } catch (err) {
-    return failure(err);
+    return actionFailure(err, "certificate action");
   }
   revalidatePath("/certificates");
   redirect("/certificates");

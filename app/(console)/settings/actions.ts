@@ -1,22 +1,15 @@
 "use server";
 
 import { revalidatePath } from "next/cache";
+import { actionFailure } from "@/app/_lib/actions";
 import { requireActor } from "@/app/_lib/session";
 import { getDb } from "@/lib/db";
-import { AppError } from "@/lib/errors";
-import { logger } from "@/lib/log";
 import { createApiToken, revokeApiToken } from "@/lib/tokens";
 import { createUser } from "@/lib/users";
 
 export type SettingsState =
   | { message?: string; errors?: Record<string, string[] | undefined>; token?: string; ok?: boolean }
   | undefined;
-
-function failure(err: unknown): SettingsState {
-  if (err instanceof AppError) return { message: err.message, errors: err.fieldErrors };
-  logger().error({ err }, "settings action failed");
-  return { message: "something went wrong on the server; nothing was saved" };
-}
 
 export async function createTokenAction(_prev: SettingsState, formData: FormData): Promise<SettingsState> {
   try {
@@ -25,7 +18,7 @@ export async function createTokenAction(_prev: SettingsState, formData: FormData
     revalidatePath("/settings/tokens");
     return { ok: true, token: created.token, message: `Token "${created.name}" created. Copy it now: it is shown only once.` };
   } catch (err) {
-    return failure(err);
+    return actionFailure(err, "settings action");
   }
 }
 
@@ -36,7 +29,7 @@ export async function revokeTokenAction(_prev: SettingsState, formData: FormData
     revalidatePath("/settings/tokens");
     return { ok: true, message: "Token revoked." };
   } catch (err) {
-    return failure(err);
+    return actionFailure(err, "settings action");
   }
 }
 
@@ -51,6 +44,6 @@ export async function createUserAction(_prev: SettingsState, formData: FormData)
     revalidatePath("/settings/users");
     return { ok: true, message: `User ${user.email} (${user.role}) created.` };
   } catch (err) {
-    return failure(err);
+    return actionFailure(err, "settings action");
   }
 }
