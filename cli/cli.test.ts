@@ -38,7 +38,7 @@ describe("the portcullis CLI", () => {
   afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
   it("migrates, then says the database is up to date", async () => {
-    expect((await run(["migrate"], env)).stdout).toContain("applied: 0001_foundation");
+    expect((await run(["migrate"], env)).stdout).toContain("applied: 0001_foundation, 0002_listeners");
     expect((await run(["migrate"], env)).stdout).toContain("up to date");
   });
 

@@ -1,6 +1,7 @@
 import http from "node:http";
 import type { Config } from "../lib/config";
 import { markExpiredCertificates } from "../lib/certificates";
+import { Edge } from "../lib/listeners/edge";
 import { setLoggerName } from "../lib/log";
 import { prepareProcess } from "../lib/runtime";
 import { pruneLoginAttempts } from "../lib/users";
@@ -9,19 +10,19 @@ const SWEEP_INTERVAL_MS = 60_000;
 
 /**
  * The worker process. The engine role sweeps certificate lifecycles (today: active → expired, with
- * an event); ACME orders and renewals join it later. The edge role serves listeners, which this
- * version does not have yet: it says so instead of pretending.
+ * an event); ACME orders and renewals join it later. The edge role serves every enabled listener.
  */
 export async function startWorker(config: Config) {
   const log = setLoggerName("worker");
-  const { db } = await prepareProcess(config, (m) => log.info(m));
+  const { db, keyring } = await prepareProcess(config, (m) => log.info(m));
   const abort = new AbortController();
+  let edge: Edge | undefined;
   const state = { startedAt: new Date().toISOString(), lastSweepAt: null as string | null, lastSweepError: null as string | null };
 
   const health = http.createServer((req, res) => {
     if (req.url === "/health") {
       res.writeHead(200, { "Content-Type": "application/json" });
-      res.end(JSON.stringify({ status: "ok", roles: config.workerRoles, ...state }));
+      res.end(JSON.stringify({ status: "ok", roles: config.workerRoles, ...state, listeners: edge?.status() ?? [] }));
       return;
     }
     res.writeHead(404).end();
@@ -59,7 +60,9 @@ export async function startWorker(config: Config) {
     abort.signal.addEventListener("abort", () => clearInterval(timer));
   }
   if (config.workerRoles.includes("edge")) {
-    log.info("edge role: no listeners to serve in this version");
+    edge = new Edge({ db, keyring, log });
+    await edge.start();
+    log.info({ listeners: edge.status() }, "edge role: serving listeners");
   }
 
   const stop = async () => {
@@ -67,6 +70,7 @@ export async function startWorker(config: Config) {
     log.info("worker stopping");
     abort.abort();
     health.close();
+    await edge?.stop();
     await sweeping;
     await db.destroy().catch(() => {});
     process.exit(0);

@@ -7,6 +7,7 @@ import type { CertificateSource, CertificateStatus, CertificatesTable } from "..
 import { AppError, notFound } from "../errors";
 import { recordEvent } from "../events";
 import { newId, nowIso } from "../ids";
+import { bumpEdgeRevision } from "../listeners/revision";
 import { inspectCertificatePem } from "../pki/inspect";
 import { KEY_TYPES, type KeyType } from "../pki/keys";
 import { parseSubjectAltNames, splitNameList, type SanEntry } from "../pki/names";
@@ -182,6 +183,7 @@ export async function createSelfSignedCertificateRecord(
     if (isUniqueViolation(err)) throw nameTaken(name);
     throw err;
   }
+  await bumpEdgeRevision(db);
   await recordEvent(db, {
     type: "tls.issued",
     certificateId: id,
@@ -297,6 +299,7 @@ export async function requireCertificate(db: Db, idOrName: string) {
 export async function deleteCertificate(db: Db, actor: Actor, id: string) {
   const cert = await requireCertificate(db, id);
   await db.deleteFrom("certificates").where("id", "=", cert.id).execute();
+  await bumpEdgeRevision(db);
   await recordEvent(db, { type: "certificate.deleted", message: `certificate "${cert.name}" deleted`, detail: { id: cert.id } });
   await writeAudit(db, actor, "certificate.delete", { type: "certificate", id: cert.id }, { name: cert.name });
   return cert;

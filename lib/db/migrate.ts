@@ -1,10 +1,12 @@
 import { Migrator, type Migration, type MigrationProvider } from "kysely";
 import type { DatabaseKind, Db } from "./connection";
 import { foundation } from "./migrations/0001_foundation";
+import { listeners } from "./migrations/0002_listeners";
 
 function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
   return {
     "0001_foundation": foundation(kind),
+    "0002_listeners": listeners(),
   };
 }
 

@@ -119,6 +119,60 @@ export interface EventsTable {
   detail: string | null;
 }
 
+export type ListenerKind = "https" | "http";
+export type FallbackPolicy = "self_signed" | "refuse";
+export type HttpAction = "redirect" | "proxy";
+
+export interface ListenersTable {
+  id: string;
+  name: string;
+  kind: ListenerKind;
+  bind_address: string;
+  port: number;
+  upstream_url: string | null;
+  min_tls_version: "TLSv1.2" | "TLSv1.3";
+  default_certificate_id: string | null;
+  fallback_policy: FallbackPolicy;
+  http_action: HttpAction | null;
+  redirect_port: number | null;
+  enabled: number;
+  fallback_chain_pem: string | null;
+  fallback_sealed_key: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CertificateMappingsTable {
+  id: string;
+  listener_id: string;
+  hostname: string;
+  certificate_id: string;
+  created_at: string;
+}
+
+export interface AcmeChallengesTable {
+  id: string;
+  kind: "http-01" | "tls-alpn-01";
+  identifier: string;
+  token: string | null;
+  key_authorization: string | null;
+  certificate_pem: string | null;
+  sealed_key: string | null;
+  expires_at: string;
+  created_at: string;
+}
+
+export interface ListenerChecksTable {
+  listener_id: string;
+  hostname: string;
+  checked_at: string;
+  status: "serving" | "mismatch" | "error";
+  expected_fingerprint: string | null;
+  served_fingerprint: string | null;
+  served_subject: string | null;
+  detail: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   api_tokens: ApiTokensTable;
@@ -128,4 +182,8 @@ export interface Database {
   certificates: CertificatesTable;
   certificate_versions: CertificateVersionsTable;
   events: EventsTable;
+  listeners: ListenersTable;
+  certificate_mappings: CertificateMappingsTable;
+  acme_challenges: AcmeChallengesTable;
+  listener_checks: ListenerChecksTable;
 }
