@@ -8,6 +8,7 @@ import { SYSTEM_ACTOR } from "../lib/audit";
 import { createSelfSignedCertificateRecord } from "../lib/certificates";
 import { Keyring, loadSealingKey } from "../lib/crypto/seal";
 import { openDatabase } from "../lib/db/connection";
+import { createListener, setMappings } from "../lib/listeners";
 import { findFreePort } from "../lib/net";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -81,6 +82,20 @@ describe("the portcullis CLI", () => {
     const unknown = await run(["cert", "info", "nope"], env);
     expect(unknown.code).toBe(3);
     expect(unknown.stderr).toContain('no certificate with the id or name "nope"');
+  });
+
+  it("lists listeners and their mappings", async () => {
+    expect((await run(["listener", "list"], env)).stdout).toContain("no listeners");
+    const { db } = openDatabase({ kind: "sqlite", file: path.join(dataDir, "portcullis.db") });
+    const port = await findFreePort();
+    const cert = await db.selectFrom("certificates").select("id").where("name", "=", "cli-cert").executeTakeFirstOrThrow();
+    const created = await createListener(db, SYSTEM_ACTOR, { name: "edge-https", kind: "https", bindAddress: "127.0.0.1", port, upstreamUrl: "http://127.0.0.1:3000" });
+    await setMappings(db, SYSTEM_ACTOR, created.id, { mappings: [{ hostname: "cli.example.test", certificateId: cert.id }] });
+    await db.destroy();
+    const text = (await run(["listener", "list"], env)).stdout;
+    expect(text).toContain(`${created.id}  edge-https  https://127.0.0.1:${port}  → http://127.0.0.1:3000`);
+    expect(text).toContain("cli.example.test → cli-cert");
+    expect(JSON.parse((await run(["listener", "list", "--json"], env)).stdout)[0]).toMatchObject({ name: "edge-https", mappings: [{ hostname: "cli.example.test" }] });
   });
 
   it("stops at a bad environment value with exit code 2, naming the variable", async () => {

@@ -10,6 +10,7 @@ import { SealError } from "../lib/crypto/seal";
 import { getDatabase } from "../lib/db";
 import { migrateToLatest, MigrationError } from "../lib/db/migrate";
 import { AppError } from "../lib/errors";
+import { listListeners, listMappings } from "../lib/listeners";
 import { relativeTime } from "../lib/format";
 import { prepareProcess } from "../lib/runtime";
 import { createApiToken } from "../lib/tokens";
@@ -221,6 +222,30 @@ cert
       ["Versions", String(found.versions.length)],
     ];
     for (const [k, v] of lines) console.log(`${k.padEnd(12)} ${v}`);
+  });
+
+const listener = program.command("listener").description("inspect listeners");
+listener
+  .command("list")
+  .description("list listeners and their mappings")
+  .option("--json", "print JSON")
+  .action(async (opts: { json?: boolean }) => {
+    const rows = await withDatabase(async (db) =>
+      Promise.all((await listListeners(db)).map(async (l) => ({ ...l, mappings: await listMappings(db, l.id) }))),
+    );
+    if (opts.json) {
+      console.log(JSON.stringify(rows, null, 2));
+      return;
+    }
+    if (!rows.length) {
+      console.log("no listeners");
+      return;
+    }
+    for (const l of rows) {
+      const target = l.kind === "https" ? `→ ${l.upstreamUrl}` : l.httpAction === "proxy" ? `→ ${l.upstreamUrl}` : `→ redirect to https (:${l.redirectPort})`;
+      console.log(`${l.id}  ${l.name}  ${l.kind}://${l.bindAddress}:${l.port}  ${target}${l.enabled ? "" : "  (disabled)"}`);
+      for (const m of l.mappings) console.log(`    ${m.hostname} → ${m.certificateName}${m.warnings.length ? `  ! ${m.warnings.join("; ")}` : ""}`);
+    }
   });
 
 function exitCodeFor(err: unknown): number {

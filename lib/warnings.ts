@@ -1,14 +1,16 @@
 import type { Config } from "./config";
+import type { Db } from "./db";
 
 export type ServiceWarning = { id: string; message: string; href: string; linkText: string };
 
 const LOOPBACK = /^(127\.|::1$|localhost$)/;
+const FALLBACK_WINDOW_MS = 24 * 60 * 60_000;
 
 /**
- * What the console and listeners serve that an operator should fix: feeds the banner on every
- * page. Listener fallbacks and the console's local-CA certificate join this list with their issues.
+ * What the console and listeners serve that an operator should fix: the banner on every page.
+ * "In service" means mapped to, or the default of, an enabled HTTPS listener.
  */
-export function serviceWarnings(config: Config): ServiceWarning[] {
+export async function serviceWarnings(db: Db, config: Config, now: Date = new Date()): Promise<ServiceWarning[]> {
   const warnings: ServiceWarning[] = [];
   const plainHttp = config.tls.mode === "off" || (config.tls.mode === "auto" && LOOPBACK.test(config.host));
   if (plainHttp && !LOOPBACK.test(config.host)) {
@@ -17,6 +19,56 @@ export function serviceWarnings(config: Config): ServiceWarning[] {
       message: `The console is served over plain HTTP on ${config.host}: passwords and sessions cross the network unencrypted.`,
       href: "/settings",
       linkText: "Review TLS settings",
+    });
+  }
+
+  const selfSignedMapped = await db
+    .selectFrom("certificate_mappings")
+    .innerJoin("certificates", "certificates.id", "certificate_mappings.certificate_id")
+    .innerJoin("listeners", "listeners.id", "certificate_mappings.listener_id")
+    .select(["listeners.id as listenerId", "listeners.name as listenerName", "certificates.name as certificateName"])
+    .where("listeners.enabled", "=", 1)
+    .where("certificates.source", "in", ["self_signed", "local_ca"])
+    .execute();
+  const selfSignedDefault = await db
+    .selectFrom("listeners")
+    .innerJoin("certificates", "certificates.id", "listeners.default_certificate_id")
+    .select(["listeners.id as listenerId", "listeners.name as listenerName", "certificates.name as certificateName"])
+    .where("listeners.enabled", "=", 1)
+    .where("certificates.source", "in", ["self_signed", "local_ca"])
+    .execute();
+  const byListener = new Map<string, { name: string; certificates: Set<string> }>();
+  for (const row of [...selfSignedMapped, ...selfSignedDefault]) {
+    const entry = byListener.get(row.listenerId) ?? { name: row.listenerName, certificates: new Set<string>() };
+    entry.certificates.add(row.certificateName);
+    byListener.set(row.listenerId, entry);
+  }
+  for (const [listenerId, entry] of byListener) {
+    const names = [...entry.certificates];
+    warnings.push({
+      id: `self-signed-${listenerId}`,
+      message: `Listener "${entry.name}" serves self-signed ${names.length === 1 ? "certificate" : "certificates"} ${names.map((n) => `"${n}"`).join(", ")}: clients will not trust ${names.length === 1 ? "it" : "them"}.`,
+      href: `/listeners/${listenerId}`,
+      linkText: "Open the listener",
+    });
+  }
+
+  const fallbacks = await db
+    .selectFrom("events")
+    .innerJoin("listeners", "listeners.id", "events.listener_id")
+    .select(["listeners.id as listenerId", "listeners.name as listenerName"])
+    .where("events.type", "=", "tls.fallback_served")
+    .where("events.at", ">=", new Date(now.getTime() - FALLBACK_WINDOW_MS).toISOString())
+    .where("listeners.enabled", "=", 1)
+    .where("listeners.fallback_policy", "=", "self_signed")
+    .groupBy(["listeners.id", "listeners.name"])
+    .execute();
+  for (const f of fallbacks) {
+    warnings.push({
+      id: `fallback-${f.listenerId}`,
+      message: `Listener "${f.listenerName}" served its self-signed fallback certificate in the last 24 hours, for names that have no certificate mapped.`,
+      href: `/listeners/${f.listenerId}`,
+      linkText: "Map the missing names",
     });
   }
   return warnings;

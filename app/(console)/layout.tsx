@@ -3,6 +3,7 @@ import { signOut } from "@/auth";
 import { Nav } from "@/components/shell/nav";
 import { ServiceBanner } from "@/components/shell/banner";
 import { getConfig } from "@/lib/config";
+import { getDb } from "@/lib/db";
 import { serviceWarnings } from "@/lib/warnings";
 
 export const dynamic = "force-dynamic";
@@ -16,7 +17,7 @@ export default async function ConsoleLayout({ children }: { children: React.Reac
   return (
     <>
       <Nav email={user.email} role={user.role} signOutAction={signOutAction} />
-      <ServiceBanner warnings={serviceWarnings(getConfig())} />
+      <ServiceBanner warnings={await serviceWarnings(getDb(), getConfig())} />
       <main className="mx-auto max-w-6xl px-4 py-6">{children}</main>
     </>
   );
