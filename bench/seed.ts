@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, type LogEvent } from "kysely";
+import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, type Insertable, type LogEvent } from "kysely";
 import SQLite from "better-sqlite3";
 import pg from "pg";
 import type { Actor } from "../lib/audit";
@@ -172,7 +172,7 @@ export async function seedCertificates(db: Db, opts: { count: number; createdBy:
   const step = (365 * 86_400_000 - 60_000) / opts.count;
   const BATCH = 250; // 25 columns × 250 rows stays well under both engines' bind-parameter limits
   for (let start = 0; start < opts.count; start += BATCH) {
-    const certificates: Database["certificates"][] = [];
+    const certificates: Insertable<Database["certificates"]>[] = [];
     const versions: Database["certificate_versions"][] = [];
     for (let i = start; i < Math.min(opts.count, start + BATCH); i++) {
       const t = templates[i % templates.length];

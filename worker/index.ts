@@ -1,12 +1,14 @@
 import http from "node:http";
 import type { Config } from "../lib/config";
 import { markExpiredCertificates } from "../lib/certificates";
+import { FileCertificateWatcher } from "../lib/certificates/imported";
 import { Edge } from "../lib/listeners/edge";
 import { setLoggerName } from "../lib/log";
 import { prepareProcess } from "../lib/runtime";
 import { pruneLoginAttempts } from "../lib/users";
 
 const SWEEP_INTERVAL_MS = 60_000;
+const FILE_SYNC_INTERVAL_MS = 2_000;
 
 /**
  * The worker process. The engine role sweeps certificate lifecycles (today: active → expired, with
@@ -57,7 +59,22 @@ export async function startWorker(config: Config) {
   if (config.workerRoles.includes("engine")) {
     sweep();
     const timer = setInterval(sweep, SWEEP_INTERVAL_MS);
-    abort.signal.addEventListener("abort", () => clearInterval(timer));
+    // Certificates kept on disk by other tools: a change is picked up within seconds.
+    const files = new FileCertificateWatcher(db, keyring);
+    let syncing = false;
+    const fileTimer = setInterval(() => {
+      if (syncing) return;
+      syncing = true;
+      files
+        .sync()
+        .then(({ updated }) => updated && log.info({ updated }, "certificates reloaded from disk"))
+        .catch((err: unknown) => log.error({ err }, "checking certificate files failed"))
+        .finally(() => (syncing = false));
+    }, FILE_SYNC_INTERVAL_MS);
+    abort.signal.addEventListener("abort", () => {
+      clearInterval(timer);
+      clearInterval(fileTimer);
+    });
   }
   if (config.workerRoles.includes("edge")) {
     edge = new Edge({ db, keyring, log });

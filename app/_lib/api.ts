@@ -59,13 +59,13 @@ export function apiRoute<P = Record<string, string>>(role: "admin" | "viewer", h
 }
 
 /** Reads a JSON body with a size limit: a clear 413 or 400 instead of a crash. */
-export async function readJson(request: Request): Promise<unknown> {
+export async function readJson(request: Request, maxBytes = MAX_JSON_BODY_BYTES): Promise<unknown> {
   const type = request.headers.get("content-type") ?? "";
   if (!/^application\/json\b/i.test(type)) {
     throw new AppError("unsupported_media_type", "send the body as JSON with Content-Type: application/json");
   }
   const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > MAX_JSON_BODY_BYTES) throw tooLarge();
+  if (declared > maxBytes) throw tooLarge(maxBytes);
   const reader = request.body?.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -74,9 +74,9 @@ export async function readJson(request: Request): Promise<unknown> {
       const { done, value } = await reader.read();
       if (done) break;
       size += value.byteLength;
-      if (size > MAX_JSON_BODY_BYTES) {
+      if (size > maxBytes) {
         await reader.cancel();
-        throw tooLarge();
+        throw tooLarge(maxBytes);
       }
       chunks.push(value);
     }
@@ -89,4 +89,8 @@ export async function readJson(request: Request): Promise<unknown> {
   }
 }
 
-const tooLarge = () => new AppError("payload_too_large", `the body is larger than ${MAX_JSON_BODY_BYTES / 1024} KiB`);
+const tooLarge = (max: number) =>
+  new AppError("payload_too_large", `the body is larger than ${max >= 1024 * 1024 ? `${max / 1024 / 1024} MiB` : `${max / 1024} KiB`}; a certificate upload is at most 1 MiB per file`);
+
+/** Certificate uploads carry PEM chains or a base64 PKCS#12 file. */
+export const MAX_UPLOAD_BODY_BYTES = 3 * 1024 * 1024;

@@ -1,4 +1,7 @@
-import type { Generated } from "kysely";
+import type { ColumnType, Generated } from "kysely";
+
+/** A nullable column that inserts may leave out. */
+type OptionalText = ColumnType<string | null, string | null | undefined, string | null>;
 
 // Times are ISO-8601 UTC strings (Date#toISOString): portable across SQLite and PostgreSQL,
 // and ordered correctly by plain string comparison. JSON columns hold JSON text.
@@ -91,6 +94,9 @@ export interface CertificatesTable {
   created_by: string | null;
   created_at: string;
   updated_at: string;
+  source_cert_path: OptionalText;
+  source_key_path: OptionalText;
+  source_hash: OptionalText;
 }
 
 export interface CertificateVersionsTable {

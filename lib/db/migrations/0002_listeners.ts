@@ -3,6 +3,10 @@ import type { Kysely, Migration } from "kysely";
 export function listeners(): Migration {
   return {
     async up(db: Kysely<unknown>) {
+      // Certificates that other tools keep on disk (certbot's fullchain.pem / privkey.pem).
+      await db.schema.alterTable("certificates").addColumn("source_cert_path", "text").execute();
+      await db.schema.alterTable("certificates").addColumn("source_key_path", "text").execute();
+      await db.schema.alterTable("certificates").addColumn("source_hash", "text").execute();
       await db.schema
         .createTable("listeners")
         .addColumn("id", "text", (c) => c.primaryKey())

@@ -1,5 +1,6 @@
-import { apiRoute, readJson } from "@/app/_lib/api";
+import { apiRoute, MAX_UPLOAD_BODY_BYTES, readJson } from "@/app/_lib/api";
 import { createSelfSignedCertificateRecord, listCertificates } from "@/lib/certificates";
+import { createImportedCertificate, registerFileCertificate, toUploadInput } from "@/lib/certificates/imported";
 import { getConfig } from "@/lib/config";
 import { getDb } from "@/lib/db";
 import { AppError } from "@/lib/errors";
@@ -18,24 +19,33 @@ export const GET = apiRoute("viewer", async ({ request }) => {
 });
 
 const SOURCES_LATER: Record<string, string> = {
-  acme: "ACME certificates arrive with the ACME engine; create a self_signed certificate for now",
-  upload: "uploads arrive with the listeners release; create a self_signed certificate for now",
-  file: "certificates on disk arrive with the listeners release",
+  acme: "ACME certificates arrive with the ACME engine",
   local_ca: "local-CA certificates arrive with the console TLS release",
 };
+const SOURCES = "self_signed, upload, file";
 
 export const POST = apiRoute("admin", async ({ request, caller }) => {
-  const body = await readJson(request);
+  const body = await readJson(request, MAX_UPLOAD_BODY_BYTES);
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new AppError("bad_request", "the body must be a JSON object, like {\"source\":\"self_signed\",\"domains\":[\"example.test\"]}");
   }
   const { source = "self_signed", ...rest } = body as Record<string, unknown>;
-  if (source !== "self_signed") {
-    const why = typeof source === "string" ? SOURCES_LATER[source] : undefined;
-    throw new AppError("validation_failed", why ? `source "${source}" is not available yet: ${why}` : "source must be one of: self_signed", {
-      source: ["accepted values: self_signed"],
-    });
+  const db = getDb();
+  const keyring = getKeyring(getConfig());
+  const created = (cert: { id: string }, warnings: string[] = []) =>
+    Response.json({ ...cert, warnings }, { status: 201, headers: { Location: `/api/v1/certificates/${cert.id}` } });
+  if (source === "self_signed") return created(await createSelfSignedCertificateRecord(db, keyring, caller, rest));
+  if (source === "upload") {
+    const { name, upload } = toUploadInput(rest);
+    const result = await createImportedCertificate(db, keyring, caller, { name, upload });
+    return created(result.certificate, result.warnings);
   }
-  const cert = await createSelfSignedCertificateRecord(getDb(), getKeyring(getConfig()), caller, rest);
-  return Response.json(cert, { status: 201, headers: { Location: `/api/v1/certificates/${cert.id}` } });
+  if (source === "file") {
+    const result = await registerFileCertificate(db, keyring, caller, rest);
+    return created(result.certificate, result.warnings);
+  }
+  const why = typeof source === "string" ? SOURCES_LATER[source] : undefined;
+  throw new AppError("validation_failed", why ? `source "${source}" is not available yet: ${why}` : `source must be one of: ${SOURCES}`, {
+    source: [`accepted values: ${SOURCES}`],
+  });
 });
