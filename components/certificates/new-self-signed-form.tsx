@@ -4,6 +4,7 @@ import { useActionState } from "react";
 import { createSelfSigned } from "@/app/(console)/certificates/actions";
 import { Button } from "@/components/ui/button";
 import { FormMessage, SelectField, TextAreaField, TextField } from "@/components/ui/field";
+import { SourceTabs } from "./source-tabs";
 
 const KEY_TYPE_OPTIONS = [
   { value: "ecdsa-p256", label: "ECDSA P-256 (recommended)" },
@@ -18,17 +19,7 @@ export function NewSelfSignedForm() {
     <div className="max-w-2xl space-y-6">
       <div>
         <h1 className="text-2xl font-bold">New certificate</h1>
-        <nav aria-label="Certificate source" className="mt-3 flex gap-2 text-sm">
-          <span aria-current="page" className="rounded-md bg-indigo-50 px-3 py-1.5 font-medium text-indigo-700">
-            Self-signed
-          </span>
-          <span className="rounded-md px-3 py-1.5 text-slate-400" title="Arrives with the ACME engine">
-            Let&apos;s Encrypt (soon)
-          </span>
-          <span className="rounded-md px-3 py-1.5 text-slate-400" title="Arrives with listeners">
-            Upload (soon)
-          </span>
-        </nav>
+        <SourceTabs current="self_signed" />
       </div>
       <form key={JSON.stringify(state?.values ?? null)} action={action} className="space-y-5 rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200" noValidate>
         <TextAreaField

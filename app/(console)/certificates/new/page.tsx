@@ -1,10 +1,12 @@
 import type { Metadata } from "next";
 import { requirePageUser } from "@/app/_lib/session";
 import { NewSelfSignedForm } from "@/components/certificates/new-self-signed-form";
+import { RegisterFileForm } from "@/components/certificates/register-file-form";
+import { UploadCertificateForm } from "@/components/certificates/upload-form";
 
 export const metadata: Metadata = { title: "New certificate" };
 
-export default async function NewCertificatePage() {
+export default async function NewCertificatePage({ searchParams }: { searchParams: Promise<{ source?: string }> }) {
   const user = await requirePageUser();
   if (user.role !== "admin") {
     return (
@@ -13,5 +15,8 @@ export default async function NewCertificatePage() {
       </p>
     );
   }
+  const { source } = await searchParams;
+  if (source === "upload") return <UploadCertificateForm />;
+  if (source === "file") return <RegisterFileForm />;
   return <NewSelfSignedForm />;
 }

@@ -1,0 +1,63 @@
+"use client";
+
+import { useRouter } from "next/navigation";
+import { useState } from "react";
+import { Button } from "@/components/ui/button";
+import { FormMessage, TextField } from "@/components/ui/field";
+import { SourceTabs } from "./source-tabs";
+
+/** Certificates another tool keeps on disk, like certbot's fullchain.pem and privkey.pem. */
+export function RegisterFileForm() {
+  const router = useRouter();
+  const [errors, setErrors] = useState<Record<string, string[]>>({});
+  const [message, setMessage] = useState<string | null>(null);
+  const [pending, setPending] = useState(false);
+
+  async function register(form: FormData) {
+    setPending(true);
+    setErrors({});
+    setMessage(null);
+    try {
+      const response = await fetch("/api/v1/certificates", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ source: "file", name: form.get("name"), certPath: form.get("certPath"), keyPath: form.get("keyPath") }),
+      });
+      const json = (await response.json().catch(() => null)) as { id?: string; error?: { message: string; fields?: Record<string, string[]> } } | null;
+      if (!response.ok || !json?.id) {
+        const fields = json?.error?.fields ?? {};
+        setErrors({ ...fields, certPath: fields.certPath ?? fields.certificate ?? [], keyPath: fields.keyPath ?? fields.key ?? [] });
+        setMessage(json?.error?.message ?? `the server answered ${response.status}`);
+        return;
+      }
+      router.push(`/certificates/${json.id}`);
+      router.refresh();
+    } catch {
+      setMessage("could not reach the console; check your connection");
+    } finally {
+      setPending(false);
+    }
+  }
+
+  return (
+    <div className="max-w-2xl space-y-6">
+      <div>
+        <h1 className="text-2xl font-bold">New certificate</h1>
+        <SourceTabs current="file" />
+      </div>
+      <form action={register} className="space-y-5 rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200" noValidate>
+        <p className="text-sm text-slate-600">
+          Portcullis reads the files now, and again within seconds whenever they change; if a change leaves them broken, the last good
+          certificate keeps serving and an event says why.
+        </p>
+        <TextField name="name" label="Display name (optional)" maxLength={100} errors={errors.name} />
+        <TextField name="certPath" label="Certificate file (full chain)" placeholder="/etc/letsencrypt/live/example.com/fullchain.pem" errors={errors.certPath} required />
+        <TextField name="keyPath" label="Private key file" placeholder="/etc/letsencrypt/live/example.com/privkey.pem" errors={errors.keyPath} required />
+        <FormMessage message={message} />
+        <Button type="submit" disabled={pending}>
+          {pending ? "Reading…" : "Register"}
+        </Button>
+      </form>
+    </div>
+  );
+}
