@@ -3,8 +3,10 @@ import { StatusBadge } from "@/components/ui/badge";
 import type { CertificateDetail } from "@/lib/certificates";
 import type { EventView } from "@/lib/events";
 import { formatDateTime, relativeTime, SOURCE_LABELS } from "@/lib/format";
+import type { CertificatePlacement, ListenerChoice } from "@/components/listeners/data";
 import { DeleteCertificate } from "./delete-certificate";
 import { PrivateKeyDownload } from "./private-key-download";
+import { ServeOnListener } from "./serve-on-listener";
 
 const KEY_LABELS: Record<string, string> = {
   "ecdsa-p256": "ECDSA P-256",
@@ -13,7 +15,19 @@ const KEY_LABELS: Record<string, string> = {
   "rsa-4096": "RSA 4096",
 };
 
-export function CertificateDetailView({ cert, events, isAdmin }: { cert: CertificateDetail; events: EventView[]; isAdmin: boolean }) {
+export function CertificateDetailView({
+  cert,
+  events,
+  isAdmin,
+  listeners,
+  placements,
+}: {
+  cert: CertificateDetail;
+  events: EventView[];
+  isAdmin: boolean;
+  listeners: ListenerChoice[];
+  placements: CertificatePlacement[];
+}) {
   return (
     <div className="space-y-6">
       <div className="flex flex-wrap items-start justify-between gap-3">
@@ -85,6 +99,8 @@ export function CertificateDetailView({ cert, events, isAdmin }: { cert: Certifi
           </Row>
         </dl>
       </section>
+
+      <ServeOnListener certificateId={cert.id} listeners={listeners} placements={placements} canServe={isAdmin && Boolean(cert.chainPem)} />
 
       <section aria-labelledby="versions-heading" className="rounded-lg bg-white ring-1 ring-slate-200">
         <h2 id="versions-heading" className="border-b border-slate-200 px-4 py-3 text-lg font-semibold">

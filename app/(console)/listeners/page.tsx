@@ -1,15 +1,17 @@
 import type { Metadata } from "next";
+import { requirePageUser } from "@/app/_lib/session";
+import { ListenerList } from "@/components/listeners/listener-list";
+import { getDb } from "@/lib/db";
+import { listListeners, listMappings } from "@/lib/listeners";
 
 export const metadata: Metadata = { title: "Listeners" };
 
-export default function ListenersPage() {
-  return (
-    <div className="space-y-3">
-      <h1 className="text-2xl font-bold">Listeners</h1>
-      <p className="max-w-2xl rounded-lg bg-white px-4 py-6 text-sm text-slate-600 ring-1 ring-slate-200" data-testid="listeners-empty">
-        HTTPS and HTTP listeners — serving certificates by SNI name with hot reload — are not part of this version yet.
-        Certificates you create now will be ready to map to listeners when they arrive.
-      </p>
-    </div>
+export default async function ListenersPage() {
+  const user = await requirePageUser();
+  const db = getDb();
+  const listeners = await listListeners(db);
+  const rows = await Promise.all(
+    listeners.map(async (l) => ({ ...l, mappingCount: l.kind === "https" ? (await listMappings(db, l.id)).length : 0 })),
   );
+  return <ListenerList listeners={rows} canCreate={user.role === "admin"} />;
 }

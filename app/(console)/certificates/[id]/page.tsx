@@ -2,6 +2,7 @@ import type { Metadata } from "next";
 import { notFound } from "next/navigation";
 import { requirePageUser } from "@/app/_lib/session";
 import { CertificateDetailView } from "@/components/certificates/certificate-detail";
+import { loadCertificateListeners } from "@/components/listeners/data";
 import { getCertificate } from "@/lib/certificates";
 import { getDb } from "@/lib/db";
 import { listEvents } from "@/lib/events";
@@ -14,5 +15,6 @@ export default async function CertificatePage({ params }: { params: Promise<{ id
   const cert = await getCertificate(getDb(), id);
   if (!cert) notFound();
   const events = await listEvents(getDb(), { certificateId: cert.id, newestFirst: true, limit: 50 });
-  return <CertificateDetailView cert={cert} events={events} isAdmin={user.role === "admin"} />;
+  const { listeners, placements } = await loadCertificateListeners(getDb(), cert.id);
+  return <CertificateDetailView cert={cert} events={events} isAdmin={user.role === "admin"} listeners={listeners} placements={placements} />;
 }
