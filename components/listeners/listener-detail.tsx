@@ -18,7 +18,9 @@ export function ListenerDetailView({
   certificates,
   unmapped,
   isAdmin,
+  bindProblem,
 }: {
+  bindProblem: { at: string; message: string } | null;
   listener: ListenerView;
   mappings: MappingView[];
   checks: ServedCheckView[];
@@ -50,6 +52,12 @@ export function ListenerDetailView({
         </div>
         {isAdmin ? <ListenerControls id={listener.id} name={listener.name} enabled={listener.enabled} /> : null}
       </div>
+
+      {bindProblem ? (
+        <p role="status" data-testid="bind-problem" className="rounded-md bg-red-50 px-3 py-2 text-sm text-red-800">
+          Not serving: {bindProblem.message} (since {formatDateTime(bindProblem.at)}). The worker tries again every few seconds.
+        </p>
+      ) : null}
 
       <section aria-labelledby="settings-heading" className="rounded-lg bg-white ring-1 ring-slate-200">
         <h2 id="settings-heading" className="border-b border-slate-200 px-4 py-3 text-lg font-semibold">

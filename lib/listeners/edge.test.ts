@@ -14,7 +14,7 @@ import { newId, nowIso } from "../ids";
 import { findFreePort } from "../net";
 import { createSelfSignedCertificate } from "../pki/selfSigned";
 import { Edge } from "./edge";
-import { createListener, listChecks, setMappings, updateListener } from "./index";
+import { addMapping, createListener, listChecks, listenerBindProblem, removeMapping, setMappings, updateListener } from "./index";
 import { bumpEdgeRevision } from "./revision";
 import { fetchServedCertificate } from "./served-check";
 
@@ -207,7 +207,9 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
         }
       }
     });
-    await new Promise((r) => setTimeout(r, 300));
+    // The swap happens under load: 50 clients busy, and at least 100 requests answered already.
+    await waitFor(async () => requests, (n) => n >= 100, 10_000);
+    const beforeSwap = requests;
     swappedAt = Date.now();
     await setMappings(t.db, SYSTEM_ACTOR, listenerId, {
       mappings: [
@@ -221,7 +223,7 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
     await Promise.all(loops);
     expect(errors.slice(0, 3)).toEqual([]);
     expect(failures).toBe(0);
-    expect(requests).toBeGreaterThan(100);
+    expect(requests).toBeGreaterThan(beforeSwap);
     expect(firstNewAt - swappedAt).toBeLessThanOrEqual(1000);
 
     // The keep-alive connection opened before the swap (on the old certificate) still serves.
@@ -347,5 +349,34 @@ describe("listener validation", () => {
     expect(kept.map((k) => k.hostname)).toEqual(["ok.example.test"]);
     const { warnings } = await setMappings(t.db, SYSTEM_ACTOR, listener.id, { mappings: [{ hostname: "other.example.test", certificateId: cert.id }] });
     expect(warnings[0]).toContain("does not cover other.example.test");
+
+    // One mapping at a time: a name already mapped is refused even when two saves race.
+    const results = await Promise.allSettled([1, 2, 3].map(() => addMapping(t.db, SYSTEM_ACTOR, listener.id, { hostname: "Race.example.test", certificateId: cert.id })));
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    expect(results.filter((r) => r.status === "rejected").map((r) => (r as PromiseRejectedResult).reason.code)).toEqual(["conflict", "conflict"]);
+    await expect(addMapping(t.db, SYSTEM_ACTOR, listener.id, { hostname: "192.0.2.1", certificateId: cert.id })).rejects.toMatchObject({ fieldErrors: { hostname: [expect.stringContaining("IP addresses")] } });
+    await removeMapping(t.db, SYSTEM_ACTOR, listener.id, "race.example.test");
+    await expect(removeMapping(t.db, SYSTEM_ACTOR, listener.id, "race.example.test")).rejects.toMatchObject({ code: "not_found" });
+    const left = await t.db.selectFrom("certificate_mappings").select("hostname").where("listener_id", "=", listener.id).execute();
+    expect(left.map((m) => m.hostname)).toEqual(["other.example.test"]);
+  });
+
+  it("says when the edge could not open a listener's port, until it can", async () => {
+    const busy = net.createServer();
+    const port = await findFreePort();
+    const listener = await createListener(t.db, SYSTEM_ACTOR, { name: "busy", kind: "http", bindAddress: "127.0.0.1", port });
+    await new Promise<void>((r) => busy.listen(port, "127.0.0.1", r));
+    const edge = new Edge({ db: t.db, keyring, log, pollIntervalMs: 50, checkIntervalMs: 3_600_000 });
+    try {
+      await edge.start();
+      expect((await listenerBindProblem(t.db, listener.id))?.message).toContain("is in use by another program");
+      await new Promise<void>((r) => busy.close(() => r()));
+      await edge.reload();
+      expect(await listenerBindProblem(t.db, listener.id)).toBeNull();
+      expect(edge.status().map((s) => s.id)).toContain(listener.id);
+    } finally {
+      await edge.stop();
+      busy.close();
+    }
   });
 });

@@ -56,6 +56,7 @@ type Running = {
 
 const CLIENT_HELLO_TIMEOUT_MS = 10_000;
 const FALLBACK_EVENT_INTERVAL_MS = 10 * 60_000;
+const BIND_RETRY_INTERVAL_MS = 5_000;
 
 export type EdgeOptions = {
   db: Db;
@@ -82,7 +83,11 @@ export class Edge {
     await this.reload();
     const poll = setInterval(() => void this.pollRevision(), this.opts.pollIntervalMs ?? 250);
     const check = setInterval(() => void this.runServedCheck(), this.opts.checkIntervalMs ?? 60_000);
-    this.timers.push(poll, check);
+    // A port that was busy is tried again now and then, without reloading everything each poll.
+    const retry = setInterval(() => {
+      if (this.bindFailures.size) void this.reload();
+    }, BIND_RETRY_INTERVAL_MS);
+    this.timers.push(poll, check, retry);
   }
 
   async stop() {
@@ -102,7 +107,7 @@ export class Edge {
     if (this.stopped) return;
     try {
       const revision = await readEdgeRevision(this.opts.db);
-      if (revision !== this.revision || this.bindFailures.size) await this.reload();
+      if (revision !== this.revision) await this.reload();
     } catch (err) {
       this.opts.log.warn({ err }, "edge: could not read the change revision; retrying");
     }
@@ -191,13 +196,16 @@ export class Edge {
         running.row = row;
       }
     }
+    for (const id of this.bindFailures.keys()) if (!wanted.has(id)) this.bindFailures.delete(id);
+    let opened = false;
     for (const row of rows) {
       if (this.running.has(row.id)) continue;
-      await this.openServer(row);
+      opened = (await this.openServer(row)) || opened;
     }
+    const changed = revision !== this.revision;
     this.revision = revision;
     // Check what is served a moment after a change, once the servers are up.
-    setTimeout(() => void this.runServedCheck(), 300).unref();
+    if (changed || opened) setTimeout(() => void this.runServedCheck(), 300).unref();
   }
 
   private async fallbackFor(row: ListenersTable): Promise<{ chain_pem: string; sealed_key: string; fingerprint_sha256: string | null }> {
@@ -222,7 +230,8 @@ export class Edge {
     return { chain_pem: stored.fallback_chain_pem!, sealed_key: stored.fallback_sealed_key!, fingerprint_sha256: null };
   }
 
-  private async openServer(row: ListenersTable) {
+  /** True when the server is listening; a failure is recorded once per distinct reason. */
+  private async openServer(row: ListenersTable): Promise<boolean> {
     const sockets = new Set<net.Socket>();
     const httpServer = http.createServer();
     httpServer.keepAliveTimeout = 65_000;
@@ -259,12 +268,16 @@ export class Edge {
         });
       });
       this.running.set(row.id, running);
-      if (this.bindFailures.delete(row.id)) this.opts.log.info({ listener: row.name }, "edge: listener bound after an earlier failure");
+      if (this.bindFailures.delete(row.id)) {
+        await recordEvent(this.opts.db, { type: "listener.bound", listenerId: row.id, message: `listener "${row.name}" now listens on ${row.bind_address}:${row.port}` });
+      }
       this.opts.log.info({ listener: row.name, address: running.addressKey }, "edge: listener started");
+      return true;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
-      if (this.bindFailures.get(row.id) !== code) {
-        this.bindFailures.set(row.id, code);
+      const failureKey = `${running.addressKey}|${code}`;
+      if (this.bindFailures.get(row.id) !== failureKey) {
+        this.bindFailures.set(row.id, failureKey);
         const message =
           code === "EADDRINUSE"
             ? `listener "${row.name}" cannot start: ${row.bind_address}:${row.port} is in use by another program`
@@ -274,6 +287,7 @@ export class Edge {
         this.opts.log.error({ listener: row.name, code }, message);
         await recordEvent(this.opts.db, { type: "listener.bind_failed", severity: "error", listenerId: row.id, message, detail: { code } });
       }
+      return false;
     }
   }
 

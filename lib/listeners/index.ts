@@ -151,7 +151,9 @@ async function validateListener(db: Db, input: unknown, existing?: ListenersTabl
     const cert = await db.selectFrom("certificates").select("id").where("id", "=", v.defaultCertificateId).executeTakeFirst();
     if (!cert) fieldErrors.defaultCertificateId = ["that certificate does not exist"];
   }
-  const portChanged = !existing || existing.port !== v.port || existing.bind_address !== v.bindAddress || !existing.enabled;
+  // The edge already holds this listener's port: moving it between addresses on the same port
+  // (127.0.0.1 → 0.0.0.0) cannot be probed from here, and the edge reports a failure itself.
+  const portChanged = !existing || existing.port !== v.port || !existing.enabled;
   if (!clash && v.enabled && portChanged) {
     const problem = await probePort(v.bindAddress, v.port);
     if (problem) fieldErrors.port = [problem];
@@ -176,7 +178,14 @@ function rowValues(v: z.output<typeof listenerInputSchema>) {
   };
 }
 
-const nameTaken = (name: string) => new AppError("conflict", `a listener named "${name}" already exists`, { name: ["choose another name"] });
+/** The unique index that a concurrent save ran into: the name, or the address and port. */
+function conflictFor(err: unknown, v: { name: string; bindAddress: string; port: number }): AppError {
+  const text = `${(err as { constraint?: string }).constraint ?? ""} ${(err as Error).message}`;
+  if (/bind_port|bind_address/.test(text)) {
+    return new AppError("conflict", `another listener already uses ${v.bindAddress}:${v.port}`, { port: [`another listener already uses ${v.bindAddress}:${v.port}`] });
+  }
+  return new AppError("conflict", `a listener named "${v.name}" already exists`, { name: ["choose another name"] });
+}
 
 export async function createListener(db: Db, actor: Actor, input: unknown): Promise<ListenerView> {
   const v = await validateListener(db, input);
@@ -185,7 +194,7 @@ export async function createListener(db: Db, actor: Actor, input: unknown): Prom
   try {
     await db.insertInto("listeners").values(row).execute();
   } catch (err) {
-    if (isUniqueViolation(err)) throw nameTaken(v.name);
+    if (isUniqueViolation(err)) throw conflictFor(err, v);
     throw err;
   }
   await bumpEdgeRevision(db);
@@ -201,7 +210,7 @@ export async function updateListener(db: Db, actor: Actor, id: string, input: un
   try {
     await db.updateTable("listeners").set({ ...rowValues(v), updated_at: nowIso() }).where("id", "=", id).execute();
   } catch (err) {
-    if (isUniqueViolation(err)) throw nameTaken(v.name);
+    if (isUniqueViolation(err)) throw conflictFor(err, v);
     throw err;
   }
   await bumpEdgeRevision(db);
@@ -267,17 +276,12 @@ export type MappingView = {
   warnings: string[];
 };
 
-/** Replaces a listener's mappings. Refuses bad names and unknown certificates; warns about the rest. */
-export async function setMappings(db: Db, actor: Actor, listenerId: string, input: unknown): Promise<{ mappings: MappingView[]; warnings: string[] }> {
-  const listener = await getListener(db, listenerId);
-  if (!listener) throw notFound("that listener");
-  if (listener.kind !== "https") throw new AppError("validation_failed", "only HTTPS listeners serve certificates; map names on an HTTPS listener");
-  const parsed = mappingsSchema.safeParse(input);
-  if (!parsed.success) throw new AppError("validation_failed", parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+/** Refuses bad names, IP addresses, duplicates and unknown or unissued certificates, all at once. */
+async function validateMappingEntries(db: Db, mappings: { hostname: string; certificateId: string }[]) {
   const errors: string[] = [];
   const seen = new Set<string>();
   const entries: { hostname: string; certificateId: string }[] = [];
-  for (const m of parsed.data.mappings) {
+  for (const m of mappings) {
     const name = parseSubjectAltName(m.hostname);
     if (!name.ok) {
       errors.push(`${JSON.stringify(m.hostname)}: ${name.message}`);
@@ -305,6 +309,17 @@ export async function setMappings(db: Db, actor: Actor, listenerId: string, inpu
     else if (!cert.chain_pem) errors.push(`${e.hostname}: certificate "${cert.name}" has not been issued yet`);
   }
   if (errors.length) throw new AppError("validation_failed", `the mappings were not saved: ${errors.join("; ")}`, { mappings: errors });
+  return entries;
+}
+
+/** Replaces a listener's mappings. Refuses bad names and unknown certificates; warns about the rest. */
+export async function setMappings(db: Db, actor: Actor, listenerId: string, input: unknown): Promise<{ mappings: MappingView[]; warnings: string[] }> {
+  const listener = await getListener(db, listenerId);
+  if (!listener) throw notFound("that listener");
+  if (listener.kind !== "https") throw new AppError("validation_failed", "only HTTPS listeners serve certificates; map names on an HTTPS listener");
+  const parsed = mappingsSchema.safeParse(input);
+  if (!parsed.success) throw new AppError("validation_failed", parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+  const entries = await validateMappingEntries(db, parsed.data.mappings);
 
   const at = nowIso();
   await db.transaction().execute(async (trx) => {
@@ -351,7 +366,7 @@ export async function listMappings(db: Db, listenerId: string, now: Date = new D
   const otherListeners = await db
     .selectFrom("certificate_mappings")
     .innerJoin("listeners", "listeners.id", "certificate_mappings.listener_id")
-    .select(["certificate_mappings.hostname", "certificate_mappings.certificate_id", "listeners.name", "listeners.port"])
+    .select(["certificate_mappings.hostname", "certificate_mappings.certificate_id", "listeners.name", "listeners.port", "listeners.bind_address"])
     .where("certificate_mappings.listener_id", "!=", listenerId)
     .execute();
   const listener = await getListener(db, listenerId);
@@ -362,8 +377,10 @@ export async function listMappings(db: Db, listenerId: string, now: Date = new D
     const warnings: string[] = [];
     if (!covers) warnings.push(`certificate "${r.name}" does not cover ${r.hostname}; clients will reject it`);
     if (r.not_after && Date.parse(r.not_after) <= now.getTime()) warnings.push(`certificate "${r.name}" expired on ${r.not_after.slice(0, 10)}`);
-    const twin = otherListeners.find((o) => o.hostname === r.hostname && o.port === listener?.port && o.certificate_id !== r.certificate_id);
-    if (twin) warnings.push(`also mapped to another certificate on listener "${twin.name}" (same port)`);
+    const twin = otherListeners.find(
+      (o) => o.hostname === r.hostname && listener && Number(o.port) === listener.port && bindsOverlap(o.bind_address, listener.bindAddress) && o.certificate_id !== r.certificate_id,
+    );
+    if (twin) warnings.push(`also mapped to another certificate on listener "${twin.name}", which shares this address and port`);
     return {
       hostname: r.hostname,
       certificateId: r.certificate_id,
@@ -391,4 +408,44 @@ export async function suggestCertificates(db: Db, hostname: string) {
 
 export async function listChecks(db: Db, listenerId: string) {
   return db.selectFrom("listener_checks").selectAll().where("listener_id", "=", listenerId).orderBy("hostname").execute();
+}
+
+/** The edge's latest word on opening this listener's port: a failure still in force, or nothing. */
+export async function listenerBindProblem(db: Db, listenerId: string): Promise<{ at: string; message: string } | null> {
+  const latest = await db
+    .selectFrom("events")
+    .select(["type", "at", "message"])
+    .where("listener_id", "=", listenerId)
+    .where("type", "in", ["listener.bind_failed", "listener.bound"])
+    .orderBy("id", "desc")
+    .executeTakeFirst();
+  return latest?.type === "listener.bind_failed" ? { at: latest.at, message: latest.message } : null;
+}
+
+
+/** Adds one mapping; a name already mapped on this listener is refused, also under a race. */
+export async function addMapping(db: Db, actor: Actor, listenerId: string, mapping: { hostname: string; certificateId: string }) {
+  const listener = await getListener(db, listenerId);
+  if (!listener) throw notFound("that listener");
+  if (listener.kind !== "https") throw new AppError("validation_failed", "only HTTPS listeners serve certificates");
+  const [entry] = await validateMappingEntries(db, [mapping]).catch((err: unknown) => {
+    if (err instanceof AppError && err.fieldErrors?.mappings) throw new AppError(err.code, "the mapping was not added", { hostname: err.fieldErrors.mappings });
+    throw err;
+  });
+  try {
+    await db.insertInto("certificate_mappings").values({ id: newId("map"), listener_id: listenerId, hostname: entry.hostname, certificate_id: entry.certificateId, created_at: nowIso() }).execute();
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new AppError("conflict", `${entry.hostname} is already mapped`, { hostname: ["already mapped; change or remove it in the table"] });
+    throw err;
+  }
+  await bumpEdgeRevision(db);
+  await writeAudit(db, actor, "listener.mapping_add", { type: "listener", id: listenerId }, entry);
+  return (await listMappings(db, listenerId)).find((m) => m.hostname === entry.hostname)!;
+}
+
+export async function removeMapping(db: Db, actor: Actor, listenerId: string, hostname: string) {
+  const removed = await db.deleteFrom("certificate_mappings").where("listener_id", "=", listenerId).where("hostname", "=", hostname).executeTakeFirst();
+  if (Number(removed.numDeletedRows) === 0) throw notFound(`a mapping for ${hostname}`);
+  await bumpEdgeRevision(db);
+  await writeAudit(db, actor, "listener.mapping_remove", { type: "listener", id: listenerId }, { hostname });
 }

@@ -11,7 +11,8 @@ import {
   createListener,
   deleteListener,
   getListener,
-  listMappings,
+  addMapping,
+  removeMapping,
   serveCertificateOnListener,
   setMappings,
   updateListener,
@@ -183,24 +184,9 @@ export async function addMappingAction(_prev: ListenerActionState, formData: For
   try {
     const actor = await requireActor("admin");
     const { listenerId, hostname, certificateId } = parseOrThrow(addMappingSchema, formObject(formData, ["listenerId", "hostname", "certificateId"]));
-    const current = await listMappings(getDb(), listenerId);
-    const taken = current.find((m) => m.hostname === hostname.toLowerCase());
-    if (taken) {
-      throw new AppError("conflict", `${taken.hostname} is already mapped`, {
-        hostname: [`already mapped to "${taken.certificateName}"; change or remove it in the table`],
-      });
-    }
-    const mappings = [...current.map((m) => ({ hostname: m.hostname, certificateId: m.certificateId })), { hostname, certificateId }];
-    try {
-      const result = await setMappings(getDb(), actor, listenerId, { mappings });
-      refresh(listenerId);
-      const added = result.mappings.find((m) => m.hostname === hostname.toLowerCase());
-      return { ok: true, message: `Mapped ${hostname}${added ? ` to "${added.certificateName}"` : ""}.`, mapped: [hostname], warnings: added?.warnings };
-    } catch (err) {
-      // setMappings reports every bad entry under "mappings"; here only the new one can be bad.
-      if (err instanceof AppError && err.fieldErrors?.mappings) throw new AppError(err.code, "the mapping was not added", { hostname: err.fieldErrors.mappings });
-      throw err;
-    }
+    const added = await addMapping(getDb(), actor, listenerId, { hostname, certificateId });
+    refresh(listenerId);
+    return { ok: true, message: `Mapped ${added.hostname} to "${added.certificateName}".`, mapped: [added.hostname], warnings: added.warnings };
   } catch (err) {
     return actionFailure(err, "listener action");
   }
@@ -210,9 +196,7 @@ export async function removeMappingAction(_prev: ListenerActionState, formData: 
   try {
     const actor = await requireActor("admin");
     const { listenerId, remove } = parseOrThrow(removeMappingSchema, formObject(formData, ["listenerId", "remove"]));
-    const current = await listMappings(getDb(), listenerId);
-    const mappings = current.filter((m) => m.hostname !== remove).map((m) => ({ hostname: m.hostname, certificateId: m.certificateId }));
-    await setMappings(getDb(), actor, listenerId, { mappings });
+    await removeMapping(getDb(), actor, listenerId, remove);
     refresh(listenerId);
     return { ok: true, message: `Removed ${remove}.` };
   } catch (err) {

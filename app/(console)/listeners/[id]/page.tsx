@@ -4,7 +4,7 @@ import { requirePageUser } from "@/app/_lib/session";
 import { loadIssuedCertificates, loadUnmappedNames } from "@/components/listeners/data";
 import { ListenerDetailView } from "@/components/listeners/listener-detail";
 import { getDb } from "@/lib/db";
-import { getListener, listChecks, listMappings } from "@/lib/listeners";
+import { getListener, listChecks, listenerBindProblem, listMappings } from "@/lib/listeners";
 
 export const metadata: Metadata = { title: "Listener" };
 
@@ -14,11 +14,12 @@ export default async function ListenerPage({ params }: { params: Promise<{ id: s
   const db = getDb();
   const listener = await getListener(db, id);
   if (!listener) notFound();
-  const [mappings, checks, certificates] = await Promise.all([listMappings(db, id), listChecks(db, id), loadIssuedCertificates(db)]);
+  const [mappings, checks, certificates, bindProblem] = await Promise.all([listMappings(db, id), listChecks(db, id), loadIssuedCertificates(db), listenerBindProblem(db, id)]);
   const unmapped = listener.kind === "https" ? await loadUnmappedNames(db, id, mappings) : [];
   return (
     <ListenerDetailView
       listener={listener}
+      bindProblem={listener.enabled ? bindProblem : null}
       mappings={mappings}
       checks={checks.map((c) => ({
         hostname: c.hostname,
