@@ -48,6 +48,11 @@ export function CertificateDetailView({
               Download PEM chain
             </a>
           ) : null}
+          {isAdmin && cert.source === "upload" ? (
+            <Link href={`/certificates/${cert.id}/upload`} className="inline-flex items-center rounded-md bg-white px-3 py-2 text-sm font-semibold text-slate-900 ring-1 ring-inset ring-slate-300 hover:bg-slate-50">
+              Upload new version
+            </Link>
+          ) : null}
           {isAdmin ? <DeleteCertificate id={cert.id} name={cert.name} /> : null}
         </div>
       </div>
