@@ -233,6 +233,27 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
     keepAliveAgent.destroy();
   }, 20_000);
 
+  it("moves a listener to another port within a second, keeping connections that are open", async () => {
+    const oldPort = await findFreePort();
+    const input = { name: "moving", kind: "https", bindAddress: "127.0.0.1", port: oldPort, upstreamUrl: `http://127.0.0.1:${upstreamPort}`, defaultCertificateId: certs.exact.id };
+    const listener = await createListener(t.db, SYSTEM_ACTOR, input);
+    await waitFor(async () => edge.status().some((s) => s.id === listener.id), Boolean);
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
+    const first = await httpsGet(oldPort, "a.example.test", "/", agent);
+    expect(first.status).toBe(200);
+
+    const newPort = await findFreePort();
+    const movedAt = Date.now();
+    await updateListener(t.db, SYSTEM_ACTOR, listener.id, { ...input, port: newPort });
+    await waitFor(() => handshake(newPort, { servername: "a.example.test" }), (h) => Boolean((h as { fingerprint?: string }).fingerprint), 1000);
+    expect(Date.now() - movedAt).toBeLessThanOrEqual(1000);
+    await expect(handshake(oldPort, { servername: "a.example.test" })).rejects.toThrow();
+    const again = await httpsGet(oldPort, "a.example.test", "/", agent);
+    expect(again.status).toBe(200);
+    expect(again.socket).toBe(first.socket);
+    agent.destroy();
+  });
+
   it("checks what each mapping really serves, and reports a mismatch", async () => {
     const stale = new Edge({ db: t.db, keyring, log, pollIntervalMs: 3_600_000, checkIntervalMs: 3_600_000 });
     const port = await findFreePort();
