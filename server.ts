@@ -44,6 +44,21 @@ export async function startConsole(config: Config) {
   });
   server.keepAliveTimeout = 65_000;
 
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    log.info("console stopping");
+    server.close();
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), 5000).unref();
+    await app.close().catch(() => {});
+    await db.destroy().catch(() => {});
+    process.exit(0);
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) => {
       if (err.code === "EADDRINUSE") {
@@ -69,19 +84,5 @@ export async function startConsole(config: Config) {
   }
   process.stdout.write(`\n${lines.join("\n")}\n\n`);
 
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    log.info("console stopping");
-    server.close();
-    server.closeIdleConnections();
-    setTimeout(() => server.closeAllConnections(), 5000).unref();
-    await app.close().catch(() => {});
-    await db.destroy().catch(() => {});
-    process.exit(0);
-  };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
   return server;
 }

@@ -29,17 +29,6 @@ export async function startWorker(config: Config) {
     }
     res.writeHead(404).end();
   });
-  await new Promise<void>((resolve, reject) => {
-    health.once("error", (err: NodeJS.ErrnoException) =>
-      reject(
-        err.code === "EADDRINUSE"
-          ? new Error(`worker health port ${config.workerHealthPort} is in use; set PORTCULLIS_WORKER_HEALTH_PORT to a free port`)
-          : err,
-      ),
-    );
-    health.listen(config.workerHealthPort, "127.0.0.1", resolve);
-  });
-  log.info({ roles: config.workerRoles, health: `http://127.0.0.1:${config.workerHealthPort}/health` }, "worker started");
 
   let sweeping: Promise<void> = Promise.resolve();
   const sweep = () => {
@@ -94,4 +83,17 @@ export async function startWorker(config: Config) {
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+
+  // Healthy means fully started: the roles run and a SIGTERM is handled.
+  await new Promise<void>((resolve, reject) => {
+    health.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === "EADDRINUSE"
+          ? new Error(`worker health port ${config.workerHealthPort} is in use; set PORTCULLIS_WORKER_HEALTH_PORT to a free port`)
+          : err,
+      ),
+    );
+    health.listen(config.workerHealthPort, "127.0.0.1", resolve);
+  });
+  log.info({ roles: config.workerRoles, health: `http://127.0.0.1:${config.workerHealthPort}/health` }, "worker started");
 }
