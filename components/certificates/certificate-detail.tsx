@@ -1,4 +1,5 @@
 import Link from "next/link";
+import { DetailRow } from "@/components/ui/detail-row";
 import { StatusBadge } from "@/components/ui/badge";
 import type { CertificateDetail } from "@/lib/certificates";
 import type { EventView } from "@/lib/events";
@@ -68,30 +69,30 @@ export function CertificateDetailView({
           Details
         </h2>
         <dl className="divide-y divide-slate-100 text-sm">
-          <Row label="Names (SANs)">
+          <DetailRow label="Names (SANs)">
             <ul className="space-y-0.5 font-mono text-xs" data-testid="sans">
               {cert.domains.map((d) => (
                 <li key={d}>{d}</li>
               ))}
             </ul>
-          </Row>
-          <Row label="Subject">{cert.subject ?? "—"}</Row>
-          <Row label="Issuer">{cert.issuer ?? "—"}</Row>
-          <Row label="Serial number">
+          </DetailRow>
+          <DetailRow label="Subject">{cert.subject ?? "—"}</DetailRow>
+          <DetailRow label="Issuer">{cert.issuer ?? "—"}</DetailRow>
+          <DetailRow label="Serial number">
             <span className="break-all font-mono text-xs">{cert.serial ?? "—"}</span>
-          </Row>
-          <Row label="SHA-256 fingerprint">
+          </DetailRow>
+          <DetailRow label="SHA-256 fingerprint">
             <span className="break-all font-mono text-xs" data-testid="fingerprint">
               {cert.fingerprintSha256 ?? "—"}
             </span>
-          </Row>
-          <Row label="Valid from">{formatDateTime(cert.notBefore)}</Row>
-          <Row label="Valid until">
+          </DetailRow>
+          <DetailRow label="Valid from">{formatDateTime(cert.notBefore)}</DetailRow>
+          <DetailRow label="Valid until">
             {formatDateTime(cert.notAfter)} <span className="text-slate-500">({relativeTime(cert.notAfter)})</span>
-          </Row>
-          <Row label="Key type">{KEY_LABELS[cert.keyType] ?? cert.keyType}</Row>
-          <Row label="Renewal">{cert.renewAt ? `${formatDateTime(cert.renewAt)} — ${cert.renewReason ?? ""}` : (cert.renewReason ?? "—")}</Row>
-          <Row label="Private key">
+          </DetailRow>
+          <DetailRow label="Key type">{KEY_LABELS[cert.keyType] ?? cert.keyType}</DetailRow>
+          <DetailRow label="Renewal">{cert.renewAt ? `${formatDateTime(cert.renewAt)} — ${cert.renewReason ?? ""}` : (cert.renewReason ?? "—")}</DetailRow>
+          <DetailRow label="Private key">
             {cert.hasPrivateKey ? (
               isAdmin ? (
                 <PrivateKeyDownload id={cert.id} />
@@ -101,7 +102,7 @@ export function CertificateDetailView({
             ) : (
               "none stored"
             )}
-          </Row>
+          </DetailRow>
         </dl>
       </section>
 
@@ -134,15 +135,6 @@ export function CertificateDetailView({
           ))}
         </ol>
       </section>
-    </div>
-  );
-}
-
-function Row({ label, children }: { label: string; children: React.ReactNode }) {
-  return (
-    <div className="grid gap-1 px-4 py-3 sm:grid-cols-3 sm:gap-4">
-      <dt className="font-medium text-slate-600">{label}</dt>
-      <dd className="sm:col-span-2">{children}</dd>
     </div>
   );
 }

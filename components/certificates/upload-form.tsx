@@ -4,19 +4,9 @@ import { useRouter } from "next/navigation";
 import { useState } from "react";
 import { Button } from "@/components/ui/button";
 import { FormMessage, TextAreaField, TextField } from "@/components/ui/field";
+import type { UploadPreview } from "@/lib/certificates/imported";
 import { SourceTabs } from "./source-tabs";
 
-type Preview = {
-  names: string[];
-  subject: string;
-  issuer: string;
-  notBefore: string;
-  notAfter: string;
-  fingerprintSha256: string;
-  keyType: string;
-  chainLength: number;
-  warnings: string[];
-};
 type ApiError = { error: { code: string; message: string; fields?: Record<string, string[]> } };
 
 const MAX_FILE_BYTES = 1024 * 1024;
@@ -37,7 +27,7 @@ async function readFile(file: File, as: "text" | "base64"): Promise<string> {
 export function UploadCertificateForm({ certificateId, certificateName }: { certificateId?: string; certificateName?: string }) {
   const router = useRouter();
   const [mode, setMode] = useState<"pem" | "pkcs12">("pem");
-  const [preview, setPreview] = useState<Preview | null>(null);
+  const [preview, setPreview] = useState<UploadPreview | null>(null);
   const [errors, setErrors] = useState<Record<string, string[]>>({});
   const [message, setMessage] = useState<string | null>(null);
   const [pending, setPending] = useState(false);
@@ -97,7 +87,7 @@ export function UploadCertificateForm({ certificateId, certificateName }: { cert
     try {
       const body = await bodyFrom(form);
       if (!body) return;
-      const result = (await send("/api/v1/certificates/preview", body)) as Preview | null;
+      const result = (await send("/api/v1/certificates/preview", body)) as UploadPreview | null;
       if (result) setPreview(result);
     } catch {
       setMessage("could not reach the console; check your connection");

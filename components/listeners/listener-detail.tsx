@@ -1,4 +1,5 @@
 import Link from "next/link";
+import { DetailRow } from "@/components/ui/detail-row";
 import type { ListenerView, MappingView } from "@/lib/listeners";
 import { formatDateTime } from "@/lib/format";
 import { AddMappingForm } from "./add-mapping-form";
@@ -64,14 +65,14 @@ export function ListenerDetailView({
           Settings
         </h2>
         <dl className="divide-y divide-slate-100 text-sm" data-testid="listener-settings">
-          <Row label="Address">
+          <DetailRow label="Address">
             <span className="font-mono text-xs">{formatAddress(listener.bindAddress, listener.port)}</span>
-          </Row>
-          <Row label={listener.kind === "https" ? "Upstream" : "Plain HTTP requests"}>{upstreamOrAction(listener)}</Row>
+          </DetailRow>
+          <DetailRow label={listener.kind === "https" ? "Upstream" : "Plain HTTP requests"}>{upstreamOrAction(listener)}</DetailRow>
           {listener.kind === "https" ? (
             <>
-              <Row label="Minimum TLS version">{listener.minTlsVersion === "TLSv1.3" ? "TLS 1.3" : "TLS 1.2"}</Row>
-              <Row label="Default certificate">
+              <DetailRow label="Minimum TLS version">{listener.minTlsVersion === "TLSv1.3" ? "TLS 1.3" : "TLS 1.2"}</DetailRow>
+              <DetailRow label="Default certificate">
                 {listener.defaultCertificateId ? (
                   <Link href={`/certificates/${listener.defaultCertificateId}`} className="text-indigo-700 hover:underline">
                     {defaultCertificate?.name ?? listener.defaultCertificateId}
@@ -79,13 +80,13 @@ export function ListenerDetailView({
                 ) : (
                   "none"
                 )}
-              </Row>
-              <Row label="When no certificate matches">{FALLBACK_LABELS[listener.fallbackPolicy] ?? listener.fallbackPolicy}</Row>
+              </DetailRow>
+              <DetailRow label="When no certificate matches">{FALLBACK_LABELS[listener.fallbackPolicy] ?? listener.fallbackPolicy}</DetailRow>
             </>
           ) : (
-            <Row label="ACME HTTP-01">answered on /.well-known/acme-challenge/ whatever the action</Row>
+            <DetailRow label="ACME HTTP-01">answered on /.well-known/acme-challenge/ whatever the action</DetailRow>
           )}
-          <Row label="Changed">{formatDateTime(listener.updatedAt)}</Row>
+          <DetailRow label="Changed">{formatDateTime(listener.updatedAt)}</DetailRow>
         </dl>
       </section>
 
@@ -124,15 +125,6 @@ export function ListenerDetailView({
           </section>
         </>
       ) : null}
-    </div>
-  );
-}
-
-function Row({ label, children }: { label: string; children: React.ReactNode }) {
-  return (
-    <div className="grid gap-1 px-4 py-3 sm:grid-cols-3 sm:gap-4">
-      <dt className="font-medium text-slate-600">{label}</dt>
-      <dd className="sm:col-span-2">{children}</dd>
     </div>
   );
 }
