@@ -584,7 +584,7 @@ type EdgeProc = {
   startMs: number;
   readyMs: number;
   memory: () => Promise<NodeJS.MemoryUsage>;
-  /** With BENCH_EDGE_PROFILE=1, a CPU profile of the edge while fn runs, written to PROFILE_DIR/<name>.cpuprofile. */
+  /** With BENCH_EDGE_PROFILE=1, a CPU profile of the edge while fn runs, written to bench/results/edge-profile-<timestamp>/<name>.cpuprofile. */
   profiled: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
 };
 
