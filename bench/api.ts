@@ -19,6 +19,7 @@ import {
   type BenchUser,
   type CapturedQuery,
 } from "./seed";
+import { cleanupAll, onCleanup, wasInterrupted } from "./cleanup";
 
 // The issue's target: 10,000 certificates; the API list's p95 ≤ 50 ms, the certificates page ≤ 300 ms,
 // on SQLite and PostgreSQL. Each is measured against GET /api/v1/health on the same console, in the
@@ -47,38 +48,7 @@ const POSTGRES_ADMIN_URL =
   process.env.BENCH_POSTGRES_URL || process.env.PORTCULLIS_TEST_POSTGRES_URL || "postgres://postgres@127.0.0.1:5432/postgres";
 
 // ---------------------------------------------------------------------------------------------
-// Cleanup that runs on success, on failure and on Ctrl-C, newest first.
-
-const cleanups: { label: string; run: () => Promise<void> | void }[] = [];
-/** Registers a cleanup; the function returned runs it early, at most once either way. */
-function onCleanup(label: string, fn: () => Promise<void> | void) {
-  let done: Promise<void> | undefined;
-  const entry = { label, run: () => (done ??= Promise.resolve().then(fn)) };
-  cleanups.push(entry);
-  return async () => {
-    const i = cleanups.indexOf(entry);
-    if (i >= 0) cleanups.splice(i, 1);
-    await entry.run();
-  };
-}
-async function cleanupAll() {
-  while (cleanups.length) {
-    const { label, run } = cleanups.pop()!;
-    try {
-      await run();
-    } catch (err) {
-      process.stderr.write(`bench: cleanup "${label}" failed: ${(err as Error).message}\n`);
-    }
-  }
-}
-let interrupted = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    process.stderr.write(`\nbench: ${signal}, cleaning up…\n`);
-    void cleanupAll().finally(() => process.exit(130));
-  });
-}
+// Cleanup on success, failure and Ctrl-C: bench/cleanup.ts.
 
 // ---------------------------------------------------------------------------------------------
 // Statistics
@@ -480,7 +450,7 @@ async function main() {
       process.stdout.write(`  results: ${path.relative(ROOT, file)}\n`);
     } catch (err) {
       failed = true;
-      if (interrupted) break;
+      if (wasInterrupted()) break;
       process.stderr.write(`\n[${engine}] benchmark failed: ${(err as Error).message}\n`);
       await cleanupAll();
     }

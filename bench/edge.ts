@@ -17,6 +17,7 @@ import { findFreePort } from "../lib/net";
 import { inspectCertificatePem } from "../lib/pki/inspect";
 import { fastSelfSignedCertificate } from "./fast-cert";
 import { BENCH_ACTOR, BENCH_SECRET, createBenchDatabase } from "./seed";
+import { cleanupAll, onCleanup, wasInterrupted } from "./cleanup";
 
 // The edge against Debian's nginx, side by side on one machine: same certificate, same upstream, one
 // worker process each, the same load generator and settings for both. The issue's targets:
@@ -59,37 +60,7 @@ const manyHost = (i: number) => `host-${String(i).padStart(5, "0")}.${MAIN_HOST}
 const UPSTREAM_BODY = "portcullis bench upstream: ok\n";
 
 // ---------------------------------------------------------------------------------------------
-// Cleanup that runs on success, on failure and on Ctrl-C, newest first (as in bench/api.ts).
-
-const cleanups: { label: string; run: () => Promise<void> | void }[] = [];
-function onCleanup(label: string, fn: () => Promise<void> | void) {
-  let done: Promise<void> | undefined;
-  const entry = { label, run: () => (done ??= Promise.resolve().then(fn)) };
-  cleanups.push(entry);
-  return async () => {
-    const i = cleanups.indexOf(entry);
-    if (i >= 0) cleanups.splice(i, 1);
-    await entry.run();
-  };
-}
-async function cleanupAll() {
-  while (cleanups.length) {
-    const { label, run } = cleanups.pop()!;
-    try {
-      await run();
-    } catch (err) {
-      process.stderr.write(`bench: cleanup "${label}" failed: ${(err as Error).message}\n`);
-    }
-  }
-}
-let interrupted = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    process.stderr.write(`\nbench: ${signal}, cleaning up…\n`);
-    void cleanupAll().finally(() => process.exit(130));
-  });
-}
+// Cleanup on success, failure and Ctrl-C: bench/cleanup.ts.
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -1151,7 +1122,7 @@ function printProfile(file: string) {
 
 main()
   .catch((err: unknown) => {
-    if (interrupted) return; // the servers were stopped under the running tools; their errors are noise
+    if (wasInterrupted()) return; // the servers were stopped under the running tools; their errors are noise
     process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = 1;
   })
