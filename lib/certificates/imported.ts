@@ -11,7 +11,7 @@ import { recordEvent } from "../events";
 import { newId, nowIso } from "../ids";
 import { bumpEdgeRevision } from "../listeners/revision";
 import { validateUpload, type UploadInput, type ValidatedUpload } from "../pki/upload";
-import { getCertificate, keyContext, type CertificateDetail } from "./index";
+import { getCertificate, IDLE_LIFECYCLE, keyContext, nameTaken, type CertificateDetail } from "./index";
 
 // Certificates that come from elsewhere: uploaded PEM or PKCS#12, and files on disk that another
 // tool (certbot, an internal CA) keeps renewing. Every one is validated in full before anything is
@@ -134,16 +134,11 @@ export async function createImportedCertificate(
           validity_days: null,
           ...versionColumns(validated),
           sealed_key: sealedKey,
-          renew_at: null,
+          ...IDLE_LIFECYCLE,
           renew_reason:
             source === "file"
               ? "kept on disk by another tool: Portcullis reloads the files when they change"
               : "uploaded: renew it at your CA and upload the new version",
-          next_attempt_at: null,
-          attempts: 0,
-          last_error: null,
-          lease_owner: null,
-          lease_expires_at: null,
           created_by: actor.id,
           created_at: at,
           updated_at: at,
@@ -158,9 +153,7 @@ export async function createImportedCertificate(
         .execute();
     });
   } catch (err) {
-    if (isUniqueViolation(err)) {
-      throw new AppError("conflict", `a certificate named "${name}" already exists`, { name: [`a certificate named "${name}" already exists; choose another name`] });
-    }
+    if (isUniqueViolation(err)) throw nameTaken(name);
     throw err;
   }
   await bumpEdgeRevision(db);

@@ -13,6 +13,16 @@ import { KEY_TYPES, type KeyType } from "../pki/keys";
 import { parseSubjectAltNames, splitNameList, type SanEntry } from "../pki/names";
 import { createSelfSignedCertificate } from "../pki/selfSigned";
 
+/** The lifecycle columns of a certificate that nothing is renewing or retrying yet. */
+export const IDLE_LIFECYCLE = {
+  renew_at: null,
+  next_attempt_at: null,
+  attempts: 0,
+  last_error: null,
+  lease_owner: null,
+  lease_expires_at: null,
+} as const;
+
 /** A safe file name for downloads: *.example.com → wildcard.example.com */
 export const downloadFileName = (name: string) =>
   name.replace(/^\*\./, "wildcard.").replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 80) || "certificate";
@@ -148,13 +158,8 @@ export async function createSelfSignedCertificateRecord(
           fingerprint_sha256: facts.fingerprintSha256,
           not_before: facts.notBefore.toISOString(),
           not_after: facts.notAfter.toISOString(),
-          renew_at: null,
+          ...IDLE_LIFECYCLE,
           renew_reason: "self-signed: not renewed automatically; create a new one before it expires",
-          next_attempt_at: null,
-          attempts: 0,
-          last_error: null,
-          lease_owner: null,
-          lease_expires_at: null,
           created_by: actor.id,
           created_at: at,
           updated_at: at,
@@ -194,7 +199,7 @@ export async function createSelfSignedCertificateRecord(
   return (await getCertificate(db, id))!;
 }
 
-const nameTaken = (name: string) =>
+export const nameTaken = (name: string) =>
   new AppError("conflict", `a certificate named "${name}" already exists`, {
     name: [`a certificate named "${name}" already exists; choose another name`],
   });
