@@ -4,6 +4,7 @@ import { useRouter } from "next/navigation";
 import { useState } from "react";
 import { Button } from "@/components/ui/button";
 import { FormMessage, TextField } from "@/components/ui/field";
+import { postJson } from "./post-json";
 import { SourceTabs } from "./source-tabs";
 
 /** Certificates another tool keeps on disk, like certbot's fullchain.pem and privkey.pem. */
@@ -18,19 +19,19 @@ export function RegisterFileForm() {
     setErrors({});
     setMessage(null);
     try {
-      const response = await fetch("/api/v1/certificates", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ source: "file", name: form.get("name"), certPath: form.get("certPath"), keyPath: form.get("keyPath") }),
+      const result = await postJson<{ id: string }>("/api/v1/certificates", {
+        source: "file",
+        name: form.get("name"),
+        certPath: form.get("certPath"),
+        keyPath: form.get("keyPath"),
       });
-      const json = (await response.json().catch(() => null)) as { id?: string; error?: { message: string; fields?: Record<string, string[]> } } | null;
-      if (!response.ok || !json?.id) {
-        const fields = json?.error?.fields ?? {};
+      if (!result.ok) {
+        const { fields } = result.error;
         setErrors({ ...fields, certPath: fields.certPath ?? fields.certificate ?? [], keyPath: fields.keyPath ?? fields.key ?? [] });
-        setMessage(json?.error?.message ?? `the server answered ${response.status}`);
+        setMessage(result.error.message);
         return;
       }
-      router.push(`/certificates/${json.id}`);
+      router.push(`/certificates/${result.data.id}`);
       router.refresh();
     } catch {
       setMessage("could not reach the console; check your connection");

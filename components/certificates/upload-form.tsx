@@ -5,9 +5,9 @@ import { useState } from "react";
 import { Button } from "@/components/ui/button";
 import { FormMessage, TextAreaField, TextField } from "@/components/ui/field";
 import type { UploadPreview } from "@/lib/certificates/imported";
+import { postJson } from "./post-json";
 import { SourceTabs } from "./source-tabs";
 
-type ApiError = { error: { code: string; message: string; fields?: Record<string, string[]> } };
 
 const MAX_FILE_BYTES = 1024 * 1024;
 
@@ -68,15 +68,13 @@ export function UploadCertificateForm({ certificateId, certificateName }: { cert
   }
 
   async function send(url: string, body: Record<string, unknown>) {
-    const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-    const json = (await response.json().catch(() => null)) as unknown;
-    if (!response.ok) {
-      const err = (json as ApiError | null)?.error;
-      setErrors(err?.fields ?? {});
-      setMessage(err?.message ?? `the server answered ${response.status}`);
+    const result = await postJson<unknown>(url, body);
+    if (!result.ok) {
+      setErrors(result.error.fields);
+      setMessage(result.error.message);
       return null;
     }
-    return json;
+    return result.data;
   }
 
   async function check(form: FormData) {

@@ -4,6 +4,7 @@ import Link from "next/link";
 import { useActionState, useState } from "react";
 import { deleteListenerAction, toggleListenerAction } from "@/app/(console)/listeners/actions";
 import { Button, secondaryLinkClass } from "@/components/ui/button";
+import { ConfirmDeleteForm } from "@/components/ui/confirm-delete";
 import { FormMessage } from "@/components/ui/field";
 
 /** Edit, enable/disable and delete (after a confirmation): the admin's buttons on a listener's page. */
@@ -31,21 +32,18 @@ export function ListenerControls({ id, name, enabled }: { id: string; name: stri
       </div>
       <FormMessage message={toggleState?.message} tone={toggleState?.ok ? "success" : "error"} />
       {confirming ? (
-        <form action={remove} role="alertdialog" aria-labelledby="delete-listener-title" className="w-full space-y-3 rounded-lg bg-red-50 p-4 ring-1 ring-red-200">
-          <p id="delete-listener-title" className="text-sm text-red-900">
-            Delete the listener <strong className="break-all">{name}</strong> and its mappings? Its port closes at once; the certificates stay.
-          </p>
-          <input type="hidden" name="id" value={id} />
-          <FormMessage message={deleteState?.message} />
-          <div className="flex gap-2">
-            <Button type="submit" variant="danger" disabled={deleting}>
-              {deleting ? "Deleting…" : "Yes, delete"}
-            </Button>
-            <Button type="button" variant="secondary" onClick={() => setConfirming(false)}>
-              Cancel
-            </Button>
-          </div>
-        </form>
+        <ConfirmDeleteForm
+          action={remove}
+          id={id}
+          question={
+            <>
+              Delete the listener <strong className="break-all">{name}</strong> and its mappings? Its port closes at once; the certificates stay.
+            </>
+          }
+          pending={deleting}
+          error={deleteState?.message}
+          onCancel={() => setConfirming(false)}
+        />
       ) : null}
     </div>
   );
