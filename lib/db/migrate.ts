@@ -2,11 +2,13 @@ import { Migrator, type Migration, type MigrationProvider } from "kysely";
 import type { DatabaseKind, Db } from "./connection";
 import { foundation } from "./migrations/0001_foundation";
 import { listeners } from "./migrations/0002_listeners";
+import { acme } from "./migrations/0003_acme";
 
 function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
   return {
     "0001_foundation": foundation(kind),
     "0002_listeners": listeners(),
+    "0003_acme": acme(kind),
   };
 }
 

@@ -97,6 +97,22 @@ export interface CertificatesTable {
   source_cert_path: OptionalText;
   source_key_path: OptionalText;
   source_hash: OptionalText;
+  // ACME (0003): the account and challenge used, the order in flight, renewal information.
+  acme_account_id: OptionalText;
+  challenge: ColumnType<AcmeChallengeType | null, AcmeChallengeType | null | undefined, AcmeChallengeType | null>;
+  dns_credential_id: OptionalText;
+  /** The order step in flight (for resuming after a crash and for the page). */
+  acme_step: OptionalText;
+  order_url: OptionalText;
+  /** The key the in-flight order's CSR was made from, sealed with context `certificate-pending-key:<id>`. */
+  pending_sealed_key: OptionalText;
+  /** The raw error (CA problem document or transport error) beside last_error's plain words. */
+  last_error_detail: OptionalText;
+  ari_checked_at: OptionalText;
+  /** JSON {start, end, explanationUrl?} from the CA's renewal information. */
+  ari_window: OptionalText;
+  /** 1: the next order skips the rate-limit ledger's refusal (operator forced it). */
+  force_next_order: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface CertificateVersionsTable {
@@ -156,9 +172,49 @@ export interface CertificateMappingsTable {
   created_at: string;
 }
 
+export type AcmeChallengeType = "http-01" | "tls-alpn-01" | "dns-01";
+export const ACME_CHALLENGE_TYPES: readonly AcmeChallengeType[] = ["http-01", "tls-alpn-01", "dns-01"];
+
+export interface AcmeAccountsTable {
+  id: string;
+  directory_url: string;
+  /** "" when the account has no contact address. */
+  email: string;
+  /** The account's private key (PEM), sealed with context `acme-account-key:<id>`. */
+  sealed_key: string;
+  /** Set once the CA has registered the account. */
+  account_url: string | null;
+  eab_kid: string | null;
+  /** The EAB HMAC key, sealed with context `acme-eab:<id>`. */
+  sealed_eab_hmac: string | null;
+  tos_agreed_at: string | null;
+  is_default: number;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export type RateLedgerKind = "new_order" | "failed_validation";
+
+export interface AcmeRateLedgerTable {
+  id: Generated<number>;
+  directory_url: string;
+  kind: RateLedgerKind;
+  registered_domain: string | null;
+  /** The order's names, lower-cased, sorted and joined with ",". */
+  names_key: string | null;
+  /** For failed validations: the name that failed. */
+  identifier: string | null;
+  certificate_id: string | null;
+  /** 1: a renewal inside the CA's ARI window, which Let's Encrypt does not count. */
+  exempt: number;
+  at: string;
+}
+
 export interface AcmeChallengesTable {
   id: string;
   kind: "http-01" | "tls-alpn-01";
+  certificate_id: OptionalText;
   identifier: string;
   token: string | null;
   key_authorization: string | null;
@@ -191,5 +247,7 @@ export interface Database {
   listeners: ListenersTable;
   certificate_mappings: CertificateMappingsTable;
   acme_challenges: AcmeChallengesTable;
+  acme_accounts: AcmeAccountsTable;
+  acme_rate_ledger: AcmeRateLedgerTable;
   listener_checks: ListenerChecksTable;
 }
