@@ -19,7 +19,7 @@ export const TLS_MODES = ["auto", "acme", "provided", "off", "behind_proxy"] as 
 export const WORKER_ROLES = ["engine", "edge"] as const;
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 
-const ACME_DIRECTORY_ALIASES: Record<string, string> = {
+export const ACME_DIRECTORY_ALIASES: Record<string, string> = {
   letsencrypt: "https://acme-v02.api.letsencrypt.org/directory",
   "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
   zerossl: "https://acme.zerossl.com/v2/DV90",

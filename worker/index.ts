@@ -1,5 +1,7 @@
 import http from "node:http";
 import type { Config } from "../lib/config";
+import { configureAcmeTransport } from "../lib/acme/client";
+import { AcmeEngine } from "../lib/acme/engine";
 import { markExpiredCertificates } from "../lib/certificates";
 import { FileCertificateWatcher } from "../lib/certificates/imported";
 import { Edge } from "../lib/listeners/edge";
@@ -11,14 +13,16 @@ const SWEEP_INTERVAL_MS = 60_000;
 const FILE_SYNC_INTERVAL_MS = 2_000;
 
 /**
- * The worker process. The engine role sweeps certificate lifecycles (today: active → expired, with
- * an event); ACME orders and renewals join it later. The edge role serves every enabled listener.
+ * The worker process. The engine role sweeps certificate lifecycles (active → expired, with an event),
+ * runs ACME orders and renewals, and reloads certificates kept on disk. The edge role serves every
+ * enabled listener.
  */
 export async function startWorker(config: Config) {
   const log = setLoggerName("worker");
   const { db, keyring } = await prepareProcess(config, (m) => log.info(m));
   const abort = new AbortController();
   let edge: Edge | undefined;
+  let engine: AcmeEngine | undefined;
   const state = { startedAt: new Date().toISOString(), lastSweepAt: null as string | null, lastSweepError: null as string | null };
 
   const health = http.createServer((req, res) => {
@@ -64,6 +68,10 @@ export async function startWorker(config: Config) {
       clearInterval(timer);
       clearInterval(fileTimer);
     });
+    // ACME orders and renewals: due certificates are claimed with a lease, so any number of workers may run.
+    configureAcmeTransport(config.acme.caBundle);
+    engine = new AcmeEngine({ db, keyring, log });
+    engine.start();
   }
   if (config.workerRoles.includes("edge")) {
     edge = new Edge({ db, keyring, log });
@@ -76,7 +84,7 @@ export async function startWorker(config: Config) {
     log.info("worker stopping");
     abort.abort();
     health.close();
-    await edge?.stop();
+    await Promise.all([edge?.stop(), engine?.stop()]);
     await sweeping;
     await db.destroy().catch(() => {});
     process.exit(0);

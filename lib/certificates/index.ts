@@ -4,6 +4,7 @@ import type { Keyring } from "../crypto/seal";
 import type { Db } from "../db";
 import { isUniqueViolation } from "../db/connection";
 import type { CertificateSource, CertificateStatus, CertificatesTable } from "../db/schema";
+import { caName } from "../acme/errors";
 import { AppError, notFound } from "../errors";
 import { recordEvent } from "../events";
 import { newId, nowIso } from "../ids";
@@ -82,6 +83,18 @@ export type CertificateDetail = CertificateSummary & {
   chainPem: string | null;
   hasPrivateKey: boolean;
   versions: { version: number; fingerprintSha256: string; notAfter: string; reason: string; createdAt: string }[];
+  /** For ACME certificates: how it is obtained and where its order stands. */
+  acme: {
+    accountId: string | null;
+    directoryUrl: string | null;
+    caName: string | null;
+    challenge: string | null;
+    step: string | null;
+    attempts: number;
+    lastErrorDetail: string | null;
+    renewalWindow: { start: string; end: string; explanationUrl?: string } | null;
+    renewalInfoCheckedAt: string | null;
+  } | null;
 };
 
 function toSummary(r: Pick<CertificatesTable, "id" | "name" | "source" | "status" | "domains" | "key_type" | "not_before" | "not_after" | "fingerprint_sha256" | "created_at">): CertificateSummary {
@@ -272,6 +285,9 @@ export async function getCertificate(db: Db, idOrName: string): Promise<Certific
     .orderBy("version", "desc")
     .execute();
   const facts = row.chain_pem ? inspectCertificatePem(row.chain_pem) : undefined;
+  const account = row.acme_account_id
+    ? await db.selectFrom("acme_accounts").select("directory_url").where("id", "=", row.acme_account_id).executeTakeFirst()
+    : undefined;
   return {
     ...toSummary(row),
     subject: row.subject,
@@ -292,6 +308,20 @@ export async function getCertificate(db: Db, idOrName: string): Promise<Certific
       reason: v.reason,
       createdAt: v.created_at,
     })),
+    acme:
+      row.source === "acme"
+        ? {
+            accountId: row.acme_account_id ?? null,
+            directoryUrl: account?.directory_url ?? null,
+            caName: account ? caName(account.directory_url) : null,
+            challenge: row.challenge ?? null,
+            step: row.acme_step ?? null,
+            attempts: row.attempts,
+            lastErrorDetail: row.last_error_detail ?? null,
+            renewalWindow: row.ari_window ? (JSON.parse(row.ari_window) as { start: string; end: string; explanationUrl?: string }) : null,
+            renewalInfoCheckedAt: row.ari_checked_at ?? null,
+          }
+        : null,
   };
 }
 

@@ -1,4 +1,5 @@
 import { apiRoute, MAX_UPLOAD_BODY_BYTES, readJson } from "@/app/_lib/api";
+import { createAcmeCertificate } from "@/lib/acme/certificates";
 import { createSelfSignedCertificateRecord, listCertificates } from "@/lib/certificates";
 import { createImportedCertificate, registerFileCertificate, toUploadInput } from "@/lib/certificates/imported";
 import { getConfig } from "@/lib/config";
@@ -19,10 +20,9 @@ export const GET = apiRoute("viewer", async ({ request }) => {
 });
 
 const SOURCES_LATER: Record<string, string> = {
-  acme: "ACME certificates arrive with the ACME engine",
   local_ca: "local-CA certificates arrive with the console TLS release",
 };
-const SOURCES = "self_signed, upload, file";
+const SOURCES = "acme, self_signed, upload, file";
 
 export const POST = apiRoute("admin", async ({ request, caller }) => {
   const body = await readJson(request, MAX_UPLOAD_BODY_BYTES);
@@ -34,6 +34,10 @@ export const POST = apiRoute("admin", async ({ request, caller }) => {
   const keyring = getKeyring(getConfig());
   const created = (cert: { id: string }, warnings: string[] = []) =>
     Response.json({ ...cert, warnings }, { status: 201, headers: { Location: `/api/v1/certificates/${cert.id}` } });
+  if (source === "acme") {
+    const result = await createAcmeCertificate(db, keyring, getConfig(), caller, rest);
+    return created(result.certificate, result.warnings);
+  }
   if (source === "self_signed") return created(await createSelfSignedCertificateRecord(db, keyring, caller, rest));
   if (source === "upload") {
     const { name, upload } = toUploadInput(rest);

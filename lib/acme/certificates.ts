@@ -1,0 +1,160 @@
+import { parse as parseDomain } from "tldts";
+import { z } from "zod";
+import { writeAudit, type Actor } from "../audit";
+import { IDLE_LIFECYCLE, nameTaken, requireCertificate, type CertificateDetail, getCertificate } from "../certificates";
+import type { Config } from "../config";
+import type { Keyring } from "../crypto/seal";
+import type { Db } from "../db";
+import { isUniqueViolation } from "../db/connection";
+import { ACME_CHALLENGE_TYPES, type AcmeChallengeType } from "../db/schema";
+import { AppError } from "../errors";
+import { recordEvent } from "../events";
+import { newId, nowIso } from "../ids";
+import { KEY_TYPES } from "../pki/keys";
+import { parseSubjectAltNames, splitNameList } from "../pki/names";
+import { resolveAccountForCertificate } from "./accounts";
+import { caName } from "./errors";
+import { checkNewOrder, isLetsEncrypt } from "./ratelimit";
+
+const CHALLENGE_LABELS: Record<AcmeChallengeType, string> = {
+  "http-01": "HTTP-01 (port 80)",
+  "tls-alpn-01": "TLS-ALPN-01 (port 443)",
+  "dns-01": "DNS-01",
+};
+
+const flag = z.union([z.boolean(), z.enum(["on", "true"]).transform(() => true)]).optional();
+
+export const acmeInputSchema = z.object({
+  name: z.string().trim().max(100, "use at most 100 characters").regex(/^[^\u0000-\u001f]*$/, "the name may not contain control characters").optional().transform((v) => v || undefined),
+  domains: z
+    .union([z.array(z.string().max(300)).max(1000), z.string().max(50_000)], { error: "give the names as a list of strings" })
+    .transform((v) => (Array.isArray(v) ? v.map((s) => s.trim()) : splitNameList(v))),
+  challenge: z.enum(ACME_CHALLENGE_TYPES, { error: `challenge must be one of: ${ACME_CHALLENGE_TYPES.join(", ")}` }).default("http-01"),
+  keyType: z.enum(KEY_TYPES, { error: `key type must be one of: ${KEY_TYPES.join(", ")}` }).default("ecdsa-p256"),
+  accountId: z.string().trim().max(100).optional().transform((v) => v || undefined),
+  email: z.union([z.literal(""), z.email({ error: "the contact must be an email address" })]).optional(),
+  agreeTos: flag,
+  dnsCredentialId: z.string().trim().max(100).optional().transform((v) => v || undefined),
+  force: flag,
+});
+
+/** Names the CA can validate with this challenge; the checks a CA would fail minutes later, said now. */
+export function acmeNameProblems(domains: string[], challenge: AcmeChallengeType, directoryUrl: string): string[] {
+  const problems: string[] = [];
+  const ca = caName(directoryUrl);
+  const publicOnly = isLetsEncrypt(directoryUrl);
+  const parsed = parseSubjectAltNames(domains);
+  if (!parsed.ok) return parsed.errors;
+  for (const entry of parsed.entries) {
+    if (entry.type === "ip") {
+      problems.push(`"${entry.value}" is an IP address: ACME certificates here are for DNS names; use a self-signed or uploaded certificate for an address`);
+      continue;
+    }
+    if (entry.value.startsWith("*.") && challenge !== "dns-01") {
+      problems.push(`"${entry.value}" is a wildcard: CAs only validate wildcards with DNS-01; choose DNS-01 or list the names one by one`);
+    }
+    const info = parseDomain(entry.value.replace(/^\*\./, ""));
+    if (publicOnly && (!info.isIcann || !info.domain)) {
+      problems.push(`"${entry.value}" is not under a public domain suffix, so ${ca} cannot issue for it; use a name in a domain you own, or a self-signed certificate`);
+    }
+  }
+  return problems;
+}
+
+export async function createAcmeCertificate(db: Db, keyring: Keyring, config: Config, actor: Actor, input: unknown, now = new Date()): Promise<{ certificate: CertificateDetail; warnings: string[] }> {
+  const parsed = acmeInputSchema.safeParse(input);
+  const fieldErrors: Record<string, string[]> = parsed.success ? {} : (z.flattenError(parsed.error).fieldErrors as Record<string, string[]>);
+  if (!parsed.success) throw new AppError("validation_failed", "the certificate was not requested: check the highlighted fields", fieldErrors);
+  const v = parsed.data;
+  if (v.challenge === "dns-01") {
+    throw new AppError("validation_failed", "DNS-01 needs a DNS provider credential, which this version cannot store yet; use HTTP-01 or TLS-ALPN-01", {
+      challenge: ["DNS-01 is not available yet: choose HTTP-01 or TLS-ALPN-01"],
+    });
+  }
+  // The account decides the CA, and the CA decides which names are acceptable.
+  const account = await resolveAccountForCertificate(db, keyring, actor, { accountId: v.accountId, email: v.email, agreeTos: v.agreeTos, directoryUrl: config.acme.directoryUrl });
+  const problems = acmeNameProblems(v.domains, v.challenge, account.directoryUrl);
+  if (problems.length) throw new AppError("validation_failed", "the certificate was not requested: check the names", { domains: problems });
+  const domains = [...new Set(v.domains.map((d) => d.toLowerCase()))];
+  const warnings: string[] = [];
+  const verdict = await checkNewOrder(db, { directoryUrl: account.directoryUrl, names: domains, exempt: false, now });
+  if (!verdict.allowed) {
+    if (!v.force) throw new AppError("throttled", verdict.message, { domains: [verdict.message] });
+    warnings.push(`sent despite ${caName(account.directoryUrl)}'s rate limit (forced): ${verdict.message}`);
+  }
+
+  const id = newId("crt");
+  const name = v.name ?? domains[0];
+  const at = nowIso(now);
+  try {
+    await db
+      .insertInto("certificates")
+      .values({
+        id,
+        name,
+        source: "acme",
+        status: "pending",
+        domains: JSON.stringify(domains),
+        key_type: v.keyType,
+        validity_days: null,
+        chain_pem: null,
+        sealed_key: null,
+        subject: null,
+        issuer: null,
+        serial: null,
+        fingerprint_sha256: null,
+        not_before: null,
+        not_after: null,
+        ...IDLE_LIFECYCLE,
+        next_attempt_at: at,
+        renew_reason: `first issuance: queued for the worker, which orders it from ${account.caName}`,
+        acme_account_id: account.id,
+        challenge: v.challenge,
+        force_next_order: v.force ? 1 : null,
+        created_by: actor.id,
+        created_at: at,
+        updated_at: at,
+      })
+      .execute();
+  } catch (err) {
+    if (isUniqueViolation(err)) throw nameTaken(name);
+    throw err;
+  }
+  await recordEvent(db, {
+    type: "tls.pending",
+    certificateId: id,
+    message: `"${name}" queued: ${account.caName} will be asked for ${domains.join(", ")} over ${CHALLENGE_LABELS[v.challenge]}`,
+    detail: { status: "pending", challenge: v.challenge, accountId: account.id, directoryUrl: account.directoryUrl },
+  }, now);
+  await writeAudit(db, actor, "certificate.create", { type: "certificate", id }, { name, source: "acme", domains, challenge: v.challenge, forced: Boolean(v.force) });
+  return { certificate: (await getCertificate(db, id))!, warnings };
+}
+
+/** "Renew now" for an issued certificate, "Retry now" for one waiting after a failure: the worker acts at once. */
+export async function requestRenewal(db: Db, actor: Actor, idOrName: string, opts: { force?: boolean } = {}, now = new Date()) {
+  const cert = await requireCertificate(db, idOrName);
+  if (cert.source !== "acme") {
+    throw new AppError("conflict", cert.source === "upload" ? "this certificate was uploaded: upload a new version instead of renewing it" : `a ${cert.source.replace("_", "-")} certificate is not renewed from a CA`);
+  }
+  const at = nowIso(now);
+  const issued = Boolean(cert.chainPem);
+  const what = cert.status === "failed" || !issued ? "retry" : "renewal";
+  await db
+    .updateTable("certificates")
+    .set({
+      next_attempt_at: at,
+      ...(issued ? { renew_at: at, renew_reason: `${what} requested by ${actor.label} at ${at.slice(0, 16).replace("T", " ")} UTC` } : {}),
+      force_next_order: opts.force ? 1 : null,
+      updated_at: at,
+    })
+    .where("id", "=", cert.id)
+    .execute();
+  await recordEvent(db, {
+    type: "tls.renewal_requested",
+    certificateId: cert.id,
+    message: `${what === "retry" ? "Retry" : "Renewal"} of "${cert.name}" requested by ${actor.label}${opts.force ? " (rate limits overridden)" : ""}`,
+    detail: { forced: Boolean(opts.force) },
+  }, now);
+  await writeAudit(db, actor, what === "retry" ? "certificate.retry" : "certificate.renew", { type: "certificate", id: cert.id }, { forced: Boolean(opts.force) });
+  return (await getCertificate(db, cert.id))!;
+}
