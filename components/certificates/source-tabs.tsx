@@ -1,6 +1,7 @@
 import Link from "next/link";
 
 const SOURCES = [
+  { id: "acme", label: "Let's Encrypt / ACME" },
   { id: "self_signed", label: "Self-signed" },
   { id: "upload", label: "Upload" },
   { id: "file", label: "On disk" },
@@ -21,9 +22,6 @@ export function SourceTabs({ current }: { current: NewCertificateSource }) {
           {s.label}
         </Link>
       ))}
-      <span className="rounded-md px-3 py-1.5 text-slate-400" title="Arrives with the ACME engine">
-        Let&apos;s Encrypt (soon)
-      </span>
     </nav>
   );
 }

@@ -310,3 +310,74 @@ describe.skipIf(!pebbleAvailable())("External Account Binding", () => {
     expect(right.status).toBe("active");
   });
 });
+
+describe.skipIf(!pebbleAvailable())("faults: an unreachable or untrusted CA", () => {
+  let t: TestDatabase;
+  let pebble: Pebble;
+
+  beforeAll(async () => {
+    pebble = await startPebble();
+    t = await createTestDatabase("sqlite");
+  });
+
+  afterAll(async () => {
+    configureAcmeTransport(pebble?.caBundlePath);
+    await t?.destroy();
+    await pebble?.stop();
+  });
+
+  const attempt = async (directoryUrl: string, name: string) => {
+    const account = await createAccount(t.db, keyring, SYSTEM_ACTOR, { directoryUrl, email: `${name.split(".")[0]}@example.com`, agreeTos: true });
+    const { certificate } = await createAcmeCertificate(t.db, keyring, { acme: { directoryUrl } } as never, SYSTEM_ACTOR, { domains: [name], challenge: "http-01", accountId: account.id });
+    const clock = new Date();
+    await new AcmeEngine({ db: t.db, keyring, log, now: () => clock }).drain();
+    const cert = (await getCertificate(t.db, certificate.id))!;
+    return { cert, delayHours: (new Date(cert.nextAttemptAt!).getTime() - clock.getTime()) / HOUR };
+  };
+
+  it("an unreachable directory fails with the reason and a retry in an hour, not stuck in requesting", async () => {
+    configureAcmeTransport(pebble.caBundlePath);
+    const port = await findFreePort();
+    const { cert, delayHours } = await attempt(`https://127.0.0.1:${port}/dir`, "unreachable.example.test");
+    expect(cert.status).toBe("failed");
+    expect(cert.lastError).toMatch(/could not reach/);
+    expect(cert.acme?.lastErrorDetail).toMatch(/ECONNREFUSED/);
+    expect(delayHours).toBe(1);
+  });
+
+  it("a directory whose certificate is not trusted says so and names PORTCULLIS_ACME_CA_BUNDLE", async () => {
+    configureAcmeTransport(undefined);
+    const started = Date.now();
+    const { cert } = await attempt(pebble.directoryUrl, "untrusted.example.test");
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(cert.status).toBe("failed");
+    expect(cert.lastError).toMatch(/not trusted/);
+    expect(cert.lastError).toMatch(/PORTCULLIS_ACME_CA_BUNDLE/);
+  });
+});
+
+describe("the Let's Encrypt rate-limit ledger on request", () => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase("sqlite");
+  });
+  afterAll(async () => t?.destroy());
+
+  it("refuses a sixth order for the same names in a week, saying when the next slot opens, unless forced", async () => {
+    const directoryUrl = "https://acme-v02.api.letsencrypt.org/directory";
+    const account = await createAccount(t.db, keyring, SYSTEM_ACTOR, { directoryUrl, email: "ops@example.com", agreeTos: true });
+    const { recordNewOrder } = await import("./ratelimit");
+    const now = new Date("2026-11-20T10:00:00Z");
+    for (let i = 0; i < 5; i++) await recordNewOrder(t.db, { directoryUrl, names: ["shop.example.com"], certificateId: null, exempt: false, now: new Date(now.getTime() + i * HOUR) });
+    const input = { domains: ["shop.example.com"], challenge: "http-01", accountId: account.id };
+    const config = { acme: { directoryUrl } } as never;
+    const at = new Date("2026-11-22T10:00:00Z");
+    await expect(createAcmeCertificate(t.db, keyring, config, SYSTEM_ACTOR, input, at)).rejects.toMatchObject({ status: 429, message: expect.stringMatching(/2026-11-27 10:00 UTC/) });
+    expect(await t.db.selectFrom("certificates").select("id").execute()).toEqual([]);
+    const forced = await createAcmeCertificate(t.db, keyring, config, SYSTEM_ACTOR, { ...input, force: true }, at);
+    expect(forced.certificate.status).toBe("pending");
+    expect(forced.warnings[0]).toMatch(/forced/);
+    // Names Let's Encrypt will not validate are refused before anything is written.
+    await expect(createAcmeCertificate(t.db, keyring, config, SYSTEM_ACTOR, { ...input, domains: ["printer.local"] }, at)).rejects.toMatchObject({ fieldErrors: { domains: [expect.stringMatching(/public domain suffix/)] } });
+  });
+});

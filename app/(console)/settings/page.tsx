@@ -24,6 +24,12 @@ export default function SettingsPage() {
           </Link>
         </li>
         <li>
+          <Link href="/settings/acme" className="block rounded-lg bg-white p-4 ring-1 ring-slate-200 hover:ring-indigo-300">
+            <span className="font-semibold">ACME</span>
+            <span className="block text-sm text-slate-600">Accounts at Let&apos;s Encrypt and other CAs, with External Account Binding.</span>
+          </Link>
+        </li>
+        <li>
           <Link href="/settings/audit" className="block rounded-lg bg-white p-4 ring-1 ring-slate-200 hover:ring-indigo-300">
             <span className="font-semibold">Audit log</span>
             <span className="block text-sm text-slate-600">Who changed what, and when.</span>

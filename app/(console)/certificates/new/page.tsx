@@ -1,8 +1,13 @@
 import type { Metadata } from "next";
 import { requirePageUser } from "@/app/_lib/session";
+import { NewAcmeForm } from "@/components/certificates/new-acme-form";
 import { NewSelfSignedForm } from "@/components/certificates/new-self-signed-form";
 import { RegisterFileForm } from "@/components/certificates/register-file-form";
 import { UploadCertificateForm } from "@/components/certificates/upload-form";
+import { listAccounts } from "@/lib/acme/accounts";
+import { caName } from "@/lib/acme/errors";
+import { getConfig } from "@/lib/config";
+import { getDb } from "@/lib/db";
 
 export const metadata: Metadata = { title: "New certificate" };
 
@@ -18,5 +23,14 @@ export default async function NewCertificatePage({ searchParams }: { searchParam
   const { source } = await searchParams;
   if (source === "upload") return <UploadCertificateForm />;
   if (source === "file") return <RegisterFileForm />;
+  if (source === "acme") {
+    const accounts = await listAccounts(getDb());
+    return (
+      <NewAcmeForm
+        accounts={accounts.map((a) => ({ id: a.id, label: `${a.caName} · ${a.email ?? "no contact"}`, isDefault: a.isDefault }))}
+        defaultCa={caName(getConfig().acme.directoryUrl)}
+      />
+    );
+  }
   return <NewSelfSignedForm />;
 }

@@ -1,0 +1,121 @@
+"use client";
+
+import Link from "next/link";
+import { useRouter } from "next/navigation";
+import { useState } from "react";
+import { Button } from "@/components/ui/button";
+import { FormMessage, SelectField, TextAreaField, TextField } from "@/components/ui/field";
+import { postJson } from "./post-json";
+import { SourceTabs } from "./source-tabs";
+
+export type AccountChoice = { id: string; label: string; isDefault: boolean };
+
+const CHALLENGES = [
+  { value: "http-01", label: "HTTP-01: the CA fetches a token from port 80 (needs an HTTP listener)" },
+  { value: "tls-alpn-01", label: "TLS-ALPN-01: the CA connects to port 443 (needs an HTTPS listener)" },
+];
+
+const KEY_TYPES = [
+  { value: "ecdsa-p256", label: "ECDSA P-256 (recommended)" },
+  { value: "ecdsa-p384", label: "ECDSA P-384" },
+  { value: "rsa-2048", label: "RSA 2048" },
+  { value: "rsa-4096", label: "RSA 4096" },
+];
+
+/** Certificates → New → Let's Encrypt: the names, how the CA validates them, and which account asks. */
+export function NewAcmeForm({ accounts, defaultCa }: { accounts: AccountChoice[]; defaultCa: string }) {
+  const router = useRouter();
+  const [errors, setErrors] = useState<Record<string, string[]>>({});
+  const [message, setMessage] = useState<string | null>(null);
+  const [pending, setPending] = useState(false);
+  const [throttled, setThrottled] = useState(false);
+
+  async function request(form: FormData) {
+    setPending(true);
+    setErrors({});
+    setMessage(null);
+    try {
+      const result = await postJson<{ id: string }>("/api/v1/certificates", {
+        source: "acme",
+        name: form.get("name"),
+        domains: form.get("domains"),
+        challenge: form.get("challenge"),
+        keyType: form.get("keyType"),
+        accountId: form.get("accountId") || undefined,
+        email: form.get("email") || undefined,
+        agreeTos: form.get("agreeTos") === "on",
+        force: form.get("force") === "on",
+      });
+      if (!result.ok) {
+        setErrors(result.error.fields);
+        setMessage(result.error.message);
+        setThrottled(/rate|slot/i.test(result.error.message));
+        return;
+      }
+      router.push(`/certificates/${result.data.id}`);
+    } catch {
+      setMessage("could not reach the console; check your connection");
+    } finally {
+      setPending(false);
+    }
+  }
+
+  return (
+    <div className="max-w-2xl space-y-6">
+      <div>
+        <h1 className="text-2xl font-bold">New certificate</h1>
+        <SourceTabs current="acme" />
+      </div>
+      <form action={request} className="space-y-5 rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200" noValidate data-testid="acme-form">
+        <TextAreaField
+          name="domains"
+          label="Names"
+          rows={3}
+          placeholder={"example.com\nwww.example.com"}
+          hint="DNS names that point at this server's listeners; one per line or separated by commas."
+          errors={errors.domains}
+          required
+        />
+        <SelectField name="challenge" label="How the CA checks that you control the names" options={CHALLENGES} defaultValue="http-01" errors={errors.challenge} />
+        {accounts.length ? (
+          <SelectField
+            name="accountId"
+            label="ACME account"
+            options={accounts.map((a) => ({ value: a.id, label: `${a.label}${a.isDefault ? " (default)" : ""}` }))}
+            defaultValue={accounts.find((a) => a.isDefault)?.id}
+            errors={errors.accountId}
+            hint={<Link href="/settings/acme" className="text-indigo-700 hover:underline">Manage accounts in Settings → ACME</Link>}
+          />
+        ) : (
+          <fieldset className="space-y-3 rounded-md bg-slate-50 p-4">
+            <legend className="text-sm font-medium text-slate-800">Account at {defaultCa}</legend>
+            <TextField name="email" type="email" label="Contact email (optional; the CA writes about expiring certificates and problems)" errors={errors.email} />
+            <label className="flex items-start gap-2 text-sm">
+              <input type="checkbox" name="agreeTos" className="mt-1" data-testid="agree-tos" />
+              <span>I agree to {defaultCa}&apos;s terms of service.</span>
+            </label>
+            {errors.agreeTos?.map((e) => (
+              <p key={e} className="text-sm text-red-600">
+                {e}
+              </p>
+            ))}
+          </fieldset>
+        )}
+        <div className="grid gap-5 sm:grid-cols-2">
+          <SelectField name="keyType" label="Key type" options={KEY_TYPES} defaultValue="ecdsa-p256" errors={errors.keyType} />
+          <TextField name="name" label="Display name (optional)" placeholder="defaults to the first name" maxLength={100} errors={errors.name} />
+        </div>
+        {throttled ? (
+          <label className="flex items-start gap-2 rounded-md bg-amber-50 p-3 text-sm text-amber-900">
+            <input type="checkbox" name="force" className="mt-1" />
+            <span>Send the order anyway. The CA may refuse it and count it against the limit again.</span>
+          </label>
+        ) : null}
+        <FormMessage message={message} />
+        <Button type="submit" disabled={pending}>
+          {pending ? "Requesting…" : "Request certificate"}
+        </Button>
+      </form>
+    </div>
+  );
+}
