@@ -6,6 +6,7 @@ import next from "next";
 import { checkTlsMode, prepareRequest, trustedProxyList } from "./lib/console/http";
 import type { Config } from "./lib/config";
 import { describeDatabase } from "./lib/db/connection";
+import { closeEventFeeds } from "./lib/events/feed";
 import { setLoggerName } from "./lib/log";
 import { prepareProcess } from "./lib/runtime";
 import { countUsers, issueSetupToken } from "./lib/users";
@@ -49,6 +50,8 @@ export async function startConsole(config: Config) {
     if (stopping) return;
     stopping = true;
     log.info("console stopping");
+    // Open event streams end now, so that their connections do not hold the shutdown.
+    closeEventFeeds();
     server.close();
     server.closeIdleConnections();
     setTimeout(() => server.closeAllConnections(), 5000).unref();

@@ -1,5 +1,7 @@
+import { execFileSync } from "node:child_process";
 import http from "node:http";
-import { expect, LoginPage, test } from "./fixtures";
+import path from "node:path";
+import { expect, LoginPage, test, VIEWER } from "./fixtures";
 
 // Last in the run: the throttle also pauses sign-in for this address (127.0.0.1), and the
 // shutdown test stops the console.
@@ -30,10 +32,39 @@ function reachable(url: string): Promise<boolean> {
   });
 }
 
+/** An open live-event stream; `ended` settles when the server ends it. */
+function openEventStream(url: string, token: string): Promise<{ ended: Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers: { Authorization: `Bearer ${token}` } }, (res) => {
+        let body = "";
+        const ended = new Promise<string>((done) => {
+          res.on("end", () => done(body));
+          res.on("close", () => done(body));
+        });
+        res.on("data", (chunk) => {
+          body += chunk;
+          if (body.includes("event: ready")) resolve({ ended });
+        });
+      })
+      .on("error", reject);
+  });
+}
+
 test("Ctrl-C on `portcullis serve` stops the console and the worker, and exits cleanly", async ({ state }) => {
   expect(await reachable(`${state.baseURL}/api/v1/health`)).toBe(true);
   expect(await reachable(`http://127.0.0.1:${state.healthPort}/health`)).toBe(true);
+  // A browser with the console open holds a live stream; it must not hold up the shutdown.
+  const token = JSON.parse(
+    execFileSync(process.execPath, [path.resolve("bin/portcullis.mjs"), "token", "create", "--user", VIEWER.email, "--name", "shutdown stream", "--json"], {
+      env: { ...process.env, PORTCULLIS_DATA_DIR: state.dataDir, DATABASE_URL: "" },
+    }).toString(),
+  ).token as string;
+  const stream = await openEventStream(`${state.baseURL}/api/v1/events/stream`, token);
+  const stopped = Date.now();
   process.kill(state.pid, "SIGINT");
+  await stream.ended;
+  expect(Date.now() - stopped).toBeLessThan(3000);
   await expect.poll(() => reachable(`${state.baseURL}/api/v1/health`), { timeout: 15_000 }).toBe(false);
   await expect.poll(() => reachable(`http://127.0.0.1:${state.healthPort}/health`), { timeout: 15_000 }).toBe(false);
   await expect

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { STATE_FILE, type E2EState } from "./state";
 import { findFreePort } from "../lib/net";
+import { startPebble } from "../tests/support/pebble";
 
 const root = path.resolve(import.meta.dirname, "..");
 
@@ -12,12 +13,17 @@ export default async function globalSetup() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "portcullis-e2e-"));
   const port = await findFreePort();
   const healthPort = await findFreePort();
+  // A real ACME CA for the Let's Encrypt specs: pebble validates against the listeners the specs create
+  // on its HTTP-01 and TLS-ALPN-01 ports. It lives as long as the test runner does.
+  const pebble = await startPebble();
   const env: Record<string, string | undefined> = {
     ...process.env,
     PORTCULLIS_DATA_DIR: dataDir,
     PORTCULLIS_PORT: String(port),
     PORTCULLIS_WORKER_HEALTH_PORT: String(healthPort),
     PORTCULLIS_LOG_LEVEL: "warn",
+    PORTCULLIS_ACME_DIRECTORY_URL: pebble.directoryUrl,
+    PORTCULLIS_ACME_CA_BUNDLE: pebble.caBundlePath,
   };
   delete env.DATABASE_URL;
   const child = spawn(process.execPath, [path.join(root, "bin/portcullis.mjs"), "serve"], { cwd: root, env: env as NodeJS.ProcessEnv, stdio: ["ignore", "pipe", "pipe"], detached: true });
@@ -41,7 +47,15 @@ export default async function globalSetup() {
   });
 
   const baseURL = `http://127.0.0.1:${port}`;
-  const state: E2EState = { baseURL, setupUrl, dataDir, pid: child.pid!, healthPort, logFile };
+  const state: E2EState = {
+    baseURL,
+    setupUrl,
+    dataDir,
+    pid: child.pid!,
+    healthPort,
+    logFile,
+    pebble: { directoryUrl: pebble.directoryUrl, httpPort: pebble.httpPort, tlsPort: pebble.tlsPort },
+  };
   fs.writeFileSync(STATE_FILE, JSON.stringify(state));
   process.env.PORTCULLIS_E2E_BASE_URL = baseURL;
 }

@@ -89,6 +89,12 @@ export async function revokeApiToken(db: Db, actor: Actor, id: string) {
   await writeAudit(db, actor, "token.revoke", { type: "api_token", id });
 }
 
+/** Whether a token (by id) is still valid: long-lived connections check it again now and then. */
+export async function isApiTokenActive(db: Db, tokenId: string): Promise<boolean> {
+  const row = await db.selectFrom("api_tokens").select("id").where("id", "=", tokenId).where("revoked_at", "is", null).executeTakeFirst();
+  return Boolean(row);
+}
+
 /** The user behind a bearer token, or undefined for an unknown or revoked one. */
 export async function authenticateApiToken(
   db: Db,

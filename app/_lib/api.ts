@@ -9,7 +9,7 @@ import { getUser } from "@/lib/users";
 
 export const MAX_JSON_BODY_BYTES = 64 * 1024;
 
-export type ApiCaller = Actor & { id: string; role: "admin" | "viewer"; via: "token" | "session" };
+export type ApiCaller = Actor & { id: string; role: "admin" | "viewer"; via: "token" | "session"; tokenId?: string };
 
 export function errorResponse(err: unknown): Response {
   if (err instanceof AppError) {
@@ -32,7 +32,7 @@ async function authenticate(request: Request): Promise<ApiCaller> {
     if (!match) throw new AppError("unauthenticated", "the Authorization header must be: Bearer <token>");
     const user = await authenticateApiToken(getDb(), match[1]);
     if (!user) throw new AppError("unauthenticated", "the API token is not valid (unknown or revoked); create one in Settings → API tokens");
-    return { id: user.id, label: `${user.email} (token ${user.tokenId})`, role: user.role, ip, via: "token" };
+    return { id: user.id, label: `${user.email} (token ${user.tokenId})`, role: user.role, ip, via: "token", tokenId: user.tokenId };
   }
   const session = await auth();
   const id = (session?.user as { id?: string } | undefined)?.id;

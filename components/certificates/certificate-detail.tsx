@@ -1,10 +1,12 @@
 import Link from "next/link";
 import { DetailRow } from "@/components/ui/detail-row";
-import { StatusBadge } from "@/components/ui/badge";
+import { EventTimeline } from "@/components/events/event-timeline";
 import type { CertificateDetail } from "@/lib/certificates";
-import type { EventView } from "@/lib/events";
+import type { EventPage } from "@/lib/events/query";
 import { formatDateTime, relativeTime, SOURCE_LABELS } from "@/lib/format";
 import type { CertificatePlacement, ListenerChoice } from "@/components/listeners/data";
+import { LiveStatusBadge } from "./certificate-status";
+import { AcmeRenewal } from "./acme-renewal";
 import { DeleteCertificate } from "./delete-certificate";
 import { PrivateKeyDownload } from "./private-key-download";
 import { ServeOnListener } from "./serve-on-listener";
@@ -24,7 +26,7 @@ export function CertificateDetailView({
   placements,
 }: {
   cert: CertificateDetail;
-  events: EventView[];
+  events: EventPage;
   isAdmin: boolean;
   listeners: ListenerChoice[];
   placements: CertificatePlacement[];
@@ -40,7 +42,7 @@ export function CertificateDetailView({
             {cert.name}
           </h1>
           <p className="mt-1 flex items-center gap-2 text-sm text-slate-600">
-            <StatusBadge status={cert.status} /> {SOURCE_LABELS[cert.source] ?? cert.source}
+            <LiveStatusBadge cert={cert} /> {SOURCE_LABELS[cert.source] ?? cert.source}
           </p>
         </div>
         <div className="flex flex-wrap gap-2">
@@ -91,7 +93,7 @@ export function CertificateDetailView({
             {formatDateTime(cert.notAfter)} <span className="text-slate-500">({relativeTime(cert.notAfter)})</span>
           </DetailRow>
           <DetailRow label="Key type">{KEY_LABELS[cert.keyType] ?? cert.keyType}</DetailRow>
-          <DetailRow label="Renewal">{cert.renewAt ? `${formatDateTime(cert.renewAt)} — ${cert.renewReason ?? ""}` : (cert.renewReason ?? "—")}</DetailRow>
+          {cert.acme ? null : <DetailRow label="Renewal">{cert.renewAt ? `${formatDateTime(cert.renewAt)} — ${cert.renewReason ?? ""}` : (cert.renewReason ?? "—")}</DetailRow>}
           <DetailRow label="Private key">
             {cert.hasPrivateKey ? (
               isAdmin ? (
@@ -105,6 +107,8 @@ export function CertificateDetailView({
           </DetailRow>
         </dl>
       </section>
+
+      <AcmeRenewal cert={cert} isAdmin={isAdmin} />
 
       <ServeOnListener certificateId={cert.id} listeners={listeners} placements={placements} canServe={isAdmin && Boolean(cert.chainPem)} />
 
@@ -122,19 +126,7 @@ export function CertificateDetailView({
         </ul>
       </section>
 
-      <section aria-labelledby="events-heading" className="rounded-lg bg-white ring-1 ring-slate-200">
-        <h2 id="events-heading" className="border-b border-slate-200 px-4 py-3 text-lg font-semibold">
-          Timeline
-        </h2>
-        <ol className="divide-y divide-slate-100 text-sm">
-          {events.length === 0 ? <li className="px-4 py-2 text-slate-500">No events.</li> : null}
-          {events.map((e) => (
-            <li key={e.id} className="px-4 py-2">
-              <span className="text-slate-500">{formatDateTime(e.at)}</span> · <span className="font-mono text-xs">{e.type}</span> · {e.message}
-            </li>
-          ))}
-        </ol>
-      </section>
+      <EventTimeline certificateId={cert.id} initial={events} />
     </div>
   );
 }

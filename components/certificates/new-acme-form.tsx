@@ -66,7 +66,7 @@ export function NewAcmeForm({ accounts, defaultCa }: { accounts: AccountChoice[]
         <h1 className="text-2xl font-bold">New certificate</h1>
         <SourceTabs current="acme" />
       </div>
-      <form action={request} className="space-y-5 rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200" noValidate data-testid="acme-form">
+      <form onSubmit={(e) => { e.preventDefault(); void request(new FormData(e.currentTarget)); }} className="space-y-5 rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200" noValidate data-testid="acme-form">
         <TextAreaField
           name="domains"
           label="Names"

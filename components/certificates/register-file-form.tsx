@@ -46,7 +46,7 @@ export function RegisterFileForm() {
         <h1 className="text-2xl font-bold">New certificate</h1>
         <SourceTabs current="file" />
       </div>
-      <form action={register} className="space-y-5 rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200" noValidate>
+      <form onSubmit={(e) => { e.preventDefault(); void register(new FormData(e.currentTarget)); }} className="space-y-5 rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200" noValidate>
         <p className="text-sm text-slate-600">
           Portcullis reads the files now, and again within seconds whenever they change; if a change leaves them broken, the last good
           certificate keeps serving and an event says why.

@@ -123,7 +123,7 @@ export function AcmeSettings({ accounts, isAdmin, presets, configured }: { accou
       </section>
 
       {isAdmin ? (
-        <form action={add} className="max-w-2xl space-y-5 rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200" noValidate data-testid="acme-account-form">
+        <form onSubmit={(e) => { e.preventDefault(); void add(new FormData(e.currentTarget)); }} className="max-w-2xl space-y-5 rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200" noValidate data-testid="acme-account-form">
           <h2 className="text-lg font-semibold">Add an account</h2>
           <SelectField
             name="preset"

@@ -12,7 +12,7 @@ import { recordEvent } from "../events";
 import { newId, nowIso } from "../ids";
 import { KEY_TYPES } from "../pki/keys";
 import { parseSubjectAltNames, splitNameList } from "../pki/names";
-import { resolveAccountForCertificate } from "./accounts";
+import { getAccount, listAccounts, resolveAccountForCertificate } from "./accounts";
 import { caName } from "./errors";
 import { checkNewOrder, isLetsEncrypt } from "./ratelimit";
 
@@ -71,10 +71,17 @@ export async function createAcmeCertificate(db: Db, keyring: Keyring, config: Co
       challenge: ["DNS-01 is not available yet: choose HTTP-01 or TLS-ALPN-01"],
     });
   }
-  // The account decides the CA, and the CA decides which names are acceptable.
-  const account = await resolveAccountForCertificate(db, keyring, actor, { accountId: v.accountId, email: v.email, agreeTos: v.agreeTos, directoryUrl: config.acme.directoryUrl });
-  const problems = acmeNameProblems(v.domains, v.challenge, account.directoryUrl);
-  if (problems.length) throw new AppError("validation_failed", "the certificate was not requested: check the names", { domains: problems });
+  // The account decides the CA, and the CA decides which names are acceptable; every mistake is said at once.
+  const existing = await findAccount(db, v.accountId);
+  const directoryUrl = existing?.directoryUrl ?? config.acme.directoryUrl;
+  const problems: Record<string, string[]> = {};
+  const nameProblems = acmeNameProblems(v.domains, v.challenge, directoryUrl);
+  if (nameProblems.length) problems.domains = nameProblems;
+  if (!existing && !v.agreeTos) problems.agreeTos = [`agree to ${caName(directoryUrl)}'s terms of service to create its account`];
+  if (Object.keys(problems).length) {
+    throw new AppError("validation_failed", problems.domains ? "the certificate was not requested: check the names" : "there is no ACME account yet: agree to the CA's terms of service to create one (or add one in Settings → ACME)", problems);
+  }
+  const account = existing ?? (await resolveAccountForCertificate(db, keyring, actor, { email: v.email, agreeTos: v.agreeTos, directoryUrl }));
   const domains = [...new Set(v.domains.map((d) => d.toLowerCase()))];
   const warnings: string[] = [];
   const verdict = await checkNewOrder(db, { directoryUrl: account.directoryUrl, names: domains, exempt: false, now });
@@ -128,6 +135,17 @@ export async function createAcmeCertificate(db: Db, keyring: Keyring, config: Co
   }, now);
   await writeAudit(db, actor, "certificate.create", { type: "certificate", id }, { name, source: "acme", domains, challenge: v.challenge, forced: Boolean(v.force) });
   return { certificate: (await getCertificate(db, id))!, warnings };
+}
+
+/** The account asked for (which must exist), else the default one, else none yet. */
+async function findAccount(db: Db, accountId: string | undefined) {
+  if (accountId) {
+    const account = await getAccount(db, accountId);
+    if (!account) throw new AppError("validation_failed", `ACME account "${accountId}" does not exist`, { accountId: ["pick an account from Settings → ACME"] });
+    return account;
+  }
+  const accounts = await listAccounts(db);
+  return accounts.find((a) => a.isDefault) ?? accounts[0];
 }
 
 /** "Renew now" for an issued certificate, "Retry now" for one waiting after a failure: the worker acts at once. */

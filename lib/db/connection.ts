@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import SQLite from "better-sqlite3";
-import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
+import { Kysely, PostgresAdapter, PostgresDialect, SqliteDialect } from "kysely";
 import pg from "pg";
 import type { Config } from "../config";
 import type { Database } from "./schema";
@@ -9,12 +9,33 @@ import type { Database } from "./schema";
 export type DatabaseKind = "sqlite" | "postgres";
 export type Db = Kysely<Database>;
 
+// Which engine and server a Db talks to, for code that must differ (LISTEN/NOTIFY). Keyed by the
+// dialect adapter, which a Kysely instance shares with its transactions; on globalThis so that
+// Next's bundle and the server/worker sources, which load this module separately, agree.
+const registry = ((globalThis as { __portcullisDbRegistry?: WeakMap<object, Config["database"]> }).__portcullisDbRegistry ??= new WeakMap());
+const registered = (db: Db) => registry.get(db.getExecutor().adapter);
+
+/** The engine of a database or of a transaction on one. */
+export function databaseKind(db: Db): DatabaseKind {
+  const known = registered(db);
+  if (known) return known.kind;
+  return db.getExecutor().adapter instanceof PostgresAdapter ? "postgres" : "sqlite";
+}
+
+/** Where a PostgreSQL database opened by openDatabase lives, for a dedicated (LISTEN) connection. */
+export function postgresUrl(db: Db): string | undefined {
+  const known = registered(db);
+  return known?.kind === "postgres" ? known.url : undefined;
+}
+
 export function openDatabase(database: Config["database"]): { db: Db; kind: DatabaseKind } {
   if (database.kind === "postgres") {
     const pool = new pg.Pool({ connectionString: database.url, max: 10, connectionTimeoutMillis: 5000 });
     // An idle client losing its server must not crash the process; the next query reconnects.
     pool.on("error", () => {});
-    return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), kind: "postgres" };
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    registry.set(db.getExecutor().adapter, database);
+    return { db, kind: "postgres" };
   }
   fs.mkdirSync(path.dirname(database.file), { recursive: true });
   const sqlite = new SQLite(database.file, { timeout: 10_000 });
@@ -22,7 +43,9 @@ export function openDatabase(database: Config["database"]): { db: Db; kind: Data
   sqlite.pragma("foreign_keys = ON");
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("busy_timeout = 10000");
-  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), kind: "sqlite" };
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  registry.set(db.getExecutor().adapter, database);
+  return { db, kind: "sqlite" };
 }
 
 /** A friendly description of where the data lives, for start-up logs (never the password). */

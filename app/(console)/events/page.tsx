@@ -1,40 +1,42 @@
 import type { Metadata } from "next";
-import Link from "next/link";
+import { EVENTS_PAGE_SIZE } from "@/components/events/display";
+import { EventList } from "@/components/events/event-list";
+import { listCertificates } from "@/lib/certificates";
 import { getDb } from "@/lib/db";
-import { listEvents } from "@/lib/events";
-import { formatDateTime } from "@/lib/format";
+import { listEventTypes } from "@/lib/events";
+import { checkEventListQuery, listEventPage, resolveEventFilter, type EventListQuery } from "@/lib/events/query";
 
 export const metadata: Metadata = { title: "Events" };
 
-const SEVERITY: Record<string, string> = {
-  info: "text-slate-600",
-  warning: "text-amber-700",
-  error: "text-red-700",
-};
+type SearchParams = Record<string, string | string[] | undefined>;
 
-export default async function EventsPage() {
-  const events = await listEvents(getDb(), { newestFirst: true, limit: 200 });
+export default async function EventsPage({ searchParams }: { searchParams: Promise<SearchParams> }) {
+  const db = getDb();
+  const checked = checkEventListQuery(await searchParams);
+  const query: Partial<EventListQuery> = checked.ok ? checked.query : {};
+  const filters = { type: query.type, severity: query.severity, certificate: query.certificate };
+  const [initial, types, certificates, resolved] = await Promise.all([
+    listEventPage(db, { ...filters, order: "newest", limit: EVENTS_PAGE_SIZE }),
+    listEventTypes(db),
+    listCertificates(db, { limit: 200 }),
+    resolveEventFilter(db, filters),
+  ]);
+  const named = certificates.items.find((c) => c.id === resolved.certificateId);
+  const certificateLabel = named?.name ?? (filters.certificate ? await certificateName(db, resolved.certificateId) : null);
   return (
-    <div className="space-y-4">
-      <h1 className="text-2xl font-bold">Events</h1>
-      {events.length === 0 ? (
-        <p className="rounded-lg bg-white px-4 py-6 text-sm text-slate-600 ring-1 ring-slate-200">No events yet.</p>
-      ) : (
-        <ol className="divide-y divide-slate-100 rounded-lg bg-white text-sm ring-1 ring-slate-200" data-testid="events">
-          {events.map((e) => (
-            <li key={e.id} className="flex flex-wrap gap-x-3 px-4 py-2">
-              <span className="text-slate-500">{formatDateTime(e.at)}</span>
-              <span className={`font-mono text-xs leading-5 ${SEVERITY[e.severity] ?? ""}`}>{e.type}</span>
-              <span>{e.message}</span>
-              {e.certificateId ? (
-                <Link href={`/certificates/${e.certificateId}`} className="text-indigo-700 hover:underline">
-                  certificate
-                </Link>
-              ) : null}
-            </li>
-          ))}
-        </ol>
-      )}
-    </div>
+    <EventList
+      filters={filters}
+      initial={initial}
+      types={types}
+      certificates={certificates.items.map((c) => ({ id: c.id, name: c.name }))}
+      certificateLabel={certificateLabel}
+      problem={checked.ok ? null : checked.message}
+    />
   );
+}
+
+async function certificateName(db: ReturnType<typeof getDb>, id: string | undefined) {
+  if (!id) return null;
+  const row = await db.selectFrom("certificates").select("name").where("id", "=", id).executeTakeFirst();
+  return row?.name ?? null;
 }

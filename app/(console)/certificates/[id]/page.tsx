@@ -5,7 +5,8 @@ import { CertificateDetailView } from "@/components/certificates/certificate-det
 import { loadCertificateListeners } from "@/components/listeners/data";
 import { getCertificate } from "@/lib/certificates";
 import { getDb } from "@/lib/db";
-import { listEvents } from "@/lib/events";
+import { listEventPage } from "@/lib/events/query";
+import { TIMELINE_LIMIT } from "@/components/events/display";
 
 export const metadata: Metadata = { title: "Certificate" };
 
@@ -14,7 +15,7 @@ export default async function CertificatePage({ params }: { params: Promise<{ id
   const user = await requirePageUser();
   const cert = await getCertificate(getDb(), id);
   if (!cert) notFound();
-  const events = await listEvents(getDb(), { certificateId: cert.id, newestFirst: true, limit: 50 });
+  const events = await listEventPage(getDb(), { certificate: cert.id, order: "newest", limit: TIMELINE_LIMIT });
   const { listeners, placements } = await loadCertificateListeners(getDb(), cert.id);
   return <CertificateDetailView cert={cert} events={events} isAdmin={user.role === "admin"} listeners={listeners} placements={placements} />;
 }

@@ -1,20 +1,14 @@
-import { z } from "zod";
 import { apiRoute } from "@/app/_lib/api";
 import { getDb } from "@/lib/db";
-import { AppError } from "@/lib/errors";
-import { listEvents } from "@/lib/events";
+import { listEventPage, parseEventListQuery } from "@/lib/events/query";
 
 export const dynamic = "force-dynamic";
 
-const querySchema = z.object({
-  after: z.coerce.number({ error: "after must be an event id" }).int().min(0).optional(),
-  certificate: z.string().max(100).optional(),
-  limit: z.coerce.number({ error: "limit must be a number" }).int().min(1).max(500).default(100),
-});
-
+/**
+ * Oldest first after `?after=` (a follower's cursor), or newest first with `?order=newest` and
+ * `?before=` for older pages. Filters: certificate (id or name), listener, type, severity.
+ */
 export const GET = apiRoute("viewer", async ({ request }) => {
-  const parsed = querySchema.safeParse(Object.fromEntries(new URL(request.url).searchParams));
-  if (!parsed.success) throw new AppError("validation_failed", parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
-  const events = await listEvents(getDb(), { after: parsed.data.after, certificateId: parsed.data.certificate, limit: parsed.data.limit });
-  return Response.json({ items: events, cursor: events.at(-1)?.id ?? parsed.data.after ?? null });
+  const query = parseEventListQuery(new URL(request.url).searchParams);
+  return Response.json(await listEventPage(getDb(), query), { headers: { "Cache-Control": "no-store" } });
 });

@@ -1,0 +1,135 @@
+"use client";
+
+import { useQueryClient } from "@tanstack/react-query";
+import { useRouter } from "next/navigation";
+import { createContext, useContext, useEffect, useRef, useState } from "react";
+
+// The console's one connection to GET /api/v1/events/stream. Each event invalidates the queries it
+// touches and re-renders the server components of the page (status badges, lists), debounced.
+// While the stream is down, queries poll and the page refreshes every few seconds instead.
+
+const STREAM_URL = "/api/v1/events/stream";
+const DEBOUNCE_MS = 100;
+const FALLBACK_POLL_MS = 5_000;
+const REOPEN_MIN_MS = 2_000;
+const REOPEN_MAX_MS = 30_000;
+
+type LiveState = "connecting" | "live" | "paused";
+
+const LiveContext = createContext<LiveState>("connecting");
+
+/** For useQuery's refetchInterval: no polling while the stream is live, polling while it is down. */
+export function useLiveRefetchInterval(): number | false {
+  return useContext(LiveContext) === "paused" ? FALLBACK_POLL_MS : false;
+}
+
+type StreamedEvent = { id: number; certificateId: string | null; listenerId: string | null };
+
+/** startAfter: the newest event id when the server rendered the page; the stream begins after it. */
+export function LiveEvents({ startAfter, children }: { startAfter: number; children: React.ReactNode }) {
+  const queryClient = useQueryClient();
+  const router = useRouter();
+  const routerRef = useRef(router);
+  const [state, setState] = useState<LiveState>("connecting");
+  const lastEventId = useRef(String(startAfter));
+
+  useEffect(() => {
+    routerRef.current = router;
+  }, [router]);
+
+  useEffect(() => {
+    let source: EventSource | undefined;
+    let reopenTimer: ReturnType<typeof setTimeout> | undefined;
+    let flushTimer: ReturnType<typeof setTimeout> | undefined;
+    let reopenDelay = REOPEN_MIN_MS;
+    let wasDown = false;
+    let pending: { all: boolean; certificates: Set<string>; listeners: Set<string> } = { all: false, certificates: new Set(), listeners: new Set() };
+
+    const flush = () => {
+      flushTimer = undefined;
+      const { all, certificates, listeners } = pending;
+      pending = { all: false, certificates: new Set(), listeners: new Set() };
+      if (all) {
+        void queryClient.invalidateQueries();
+      } else {
+        void queryClient.invalidateQueries({ queryKey: ["events"] });
+        void queryClient.invalidateQueries({ queryKey: ["certificates"] });
+        void queryClient.invalidateQueries({ queryKey: ["dashboard"] });
+        for (const id of certificates) void queryClient.invalidateQueries({ queryKey: ["certificate", id] });
+        for (const id of listeners) void queryClient.invalidateQueries({ queryKey: ["listener", id] });
+      }
+      routerRef.current.refresh();
+    };
+    const schedule = () => {
+      flushTimer ??= setTimeout(flush, DEBOUNCE_MS);
+    };
+
+    const open = () => {
+      // A stream opened by us (not the browser's own reconnect) resumes after the last event seen.
+      const es = new EventSource(`${STREAM_URL}?after=${encodeURIComponent(lastEventId.current)}`);
+      source = es;
+      es.addEventListener("open", () => {
+        reopenDelay = REOPEN_MIN_MS;
+        setState("live");
+        if (wasDown) {
+          // Missed events are replayed from the cursor; this also catches whatever polling did not.
+          wasDown = false;
+          pending.all = true;
+          schedule();
+        }
+      });
+      // The highest id seen: an event that committed late may arrive after a newer one.
+      const seen = (id: string) => {
+        if (/^\d+$/.test(id) && Number(id) > Number(lastEventId.current)) lastEventId.current = id;
+      };
+      es.addEventListener("ready", (message) => seen(message.lastEventId));
+      es.addEventListener("event", (message) => {
+        seen(message.lastEventId);
+        try {
+          const event = JSON.parse(message.data) as StreamedEvent;
+          if (event.certificateId) pending.certificates.add(event.certificateId);
+          if (event.listenerId) pending.listeners.add(event.listenerId);
+        } catch {
+          pending.all = true;
+        }
+        schedule();
+      });
+      es.addEventListener("error", () => {
+        wasDown = true;
+        setState("paused");
+        // CONNECTING: the browser retries by itself. CLOSED (an HTTP error, say): we do, with backoff.
+        if (es.readyState === EventSource.CLOSED) {
+          es.close();
+          clearTimeout(reopenTimer);
+          reopenTimer = setTimeout(open, reopenDelay);
+          reopenDelay = Math.min(reopenDelay * 2, REOPEN_MAX_MS);
+        }
+      });
+    };
+    open();
+    return () => {
+      source?.close();
+      clearTimeout(reopenTimer);
+      clearTimeout(flushTimer);
+    };
+  }, [queryClient]);
+
+  useEffect(() => {
+    if (state !== "paused") return;
+    const timer = setInterval(() => routerRef.current.refresh(), FALLBACK_POLL_MS);
+    return () => clearInterval(timer);
+  }, [state]);
+
+  return (
+    <LiveContext.Provider value={state}>
+      {children}
+      <div data-testid="live-status" data-state={state} aria-live="polite" className="pointer-events-none fixed bottom-3 right-3 z-20">
+        {state === "paused" ? (
+          <p role="status" className="rounded-full bg-amber-50 px-3 py-1 text-xs text-amber-900 shadow-sm ring-1 ring-amber-300">
+            Live updates paused — retrying
+          </p>
+        ) : null}
+      </div>
+    </LiveContext.Provider>
+  );
+}
