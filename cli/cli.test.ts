@@ -82,6 +82,11 @@ describe("the portcullis CLI", () => {
     const unknown = await run(["cert", "info", "nope"], env);
     expect(unknown.code).toBe(3);
     expect(unknown.stderr).toContain('no certificate with the id or name "nope"');
+    // Only ACME certificates renew from a CA: a clear refusal, exit 2.
+    const renew = await run(["cert", "renew", "cli-cert"], env);
+    expect(renew.code).toBe(2);
+    expect(renew.stderr).toContain("not renewed from a CA");
+    expect((await run(["cert", "renew", "nope", "--json"], env)).code).toBe(3);
   });
 
   it("lists listeners and their mappings", async () => {

@@ -3,6 +3,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
+import { requestRenewal } from "../lib/acme/certificates";
 import { CLI_ACTOR } from "../lib/audit";
 import { getCertificate, listCertificates } from "../lib/certificates";
 import { ConfigError, loadConfigOrExit } from "../lib/config";
@@ -173,7 +174,7 @@ token
     else console.log(created.token);
   });
 
-const cert = program.command("cert").description("inspect certificates");
+const cert = program.command("cert").description("inspect and renew certificates");
 cert
   .command("list")
   .description("list certificates, newest first")
@@ -220,8 +221,21 @@ cert
       ["Not after", `${found.notAfter ?? "—"} (${relativeTime(found.notAfter)})`],
       ["Key type", found.keyType],
       ["Versions", String(found.versions.length)],
+      ["Renewal", found.renewAt ? `${found.renewAt}: ${found.renewReason ?? ""}` : (found.renewReason ?? "—")],
+      ...(found.lastError ? ([["Last error", found.lastError], ["Next try", found.nextAttemptAt ?? "—"]] as [string, string][]) : []),
     ];
     for (const [k, v] of lines) console.log(`${k.padEnd(12)} ${v}`);
+  });
+
+cert
+  .command("renew <idOrName>")
+  .description("renew an ACME certificate now (or retry a failed one); the worker acts within a second")
+  .option("--force", "send the order even if the Let's Encrypt rate-limit ledger refuses it")
+  .option("--json", "print JSON")
+  .action(async (idOrName: string, opts: { force?: boolean; json?: boolean }) => {
+    const updated = await withDatabase((db) => requestRenewal(db, CLI_ACTOR, idOrName, { force: opts.force }));
+    if (opts.json) console.log(JSON.stringify({ id: updated.id, status: updated.status, nextAttemptAt: updated.nextAttemptAt }));
+    else console.log(`renewal of ${updated.name} (${updated.id}) requested; follow it on the certificate's page or with: portcullis cert info ${updated.id}`);
   });
 
 const listener = program.command("listener").description("inspect listeners");

@@ -2,6 +2,7 @@ import http from "node:http";
 import type { Config } from "../lib/config";
 import { configureAcmeTransport } from "../lib/acme/client";
 import { AcmeEngine } from "../lib/acme/engine";
+import { pruneLedger } from "../lib/acme/ratelimit";
 import { markExpiredCertificates } from "../lib/certificates";
 import { FileCertificateWatcher } from "../lib/certificates/imported";
 import { Edge } from "../lib/listeners/edge";
@@ -40,6 +41,7 @@ export async function startWorker(config: Config) {
       try {
         const expired = await markExpiredCertificates(db);
         await pruneLoginAttempts(db);
+        await pruneLedger(db);
         if (expired) log.warn({ expired }, "certificates expired");
         state.lastSweepAt = new Date().toISOString();
         state.lastSweepError = null;
