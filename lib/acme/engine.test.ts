@@ -5,6 +5,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
+import pg from "pg";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAriDirectory, type AriDirectory } from "../../tests/support/ari-directory";
@@ -12,7 +13,7 @@ import { pebbleAvailable, startPebble, type Pebble } from "../../tests/support/p
 import { SYSTEM_ACTOR } from "../audit";
 import { getCertificate } from "../certificates";
 import { Keyring, sealingKeyFromBytes } from "../crypto/seal";
-import { createTestDatabase, TEST_ENGINES, type TestDatabase } from "../db/testing";
+import { createTestDatabase, POSTGRES_TEST_URL, TEST_ENGINES, type TestDatabase } from "../db/testing";
 import { listEvents } from "../events";
 import { Edge } from "../listeners/edge";
 import { createListener, serveCertificateOnListener, updateListener } from "../listeners/index";
@@ -189,6 +190,40 @@ describe.skipIf(!pebbleAvailable()).each(TEST_ENGINES)("the ACME engine with peb
   it("refuses names a CA cannot validate before ordering anything", async () => {
     await expect(request(["*.wild.example.test"], "http-01")).rejects.toMatchObject({ fieldErrors: { domains: [expect.stringMatching(/DNS-01/)] } });
     await expect(request(["192.0.2.1"], "http-01")).rejects.toMatchObject({ fieldErrors: { domains: [expect.stringMatching(/IP address/)] } });
+  });
+
+  it.runIf(kind === "postgres")("a database outage mid-order is not a CA failure: nothing is lost and the order resumes", async () => {
+    clock = new Date();
+    const { certificate } = await request([`dbdown-${kind}.example.test`], "http-01");
+    const name = new URL(t.url).pathname.slice(1);
+    const admin = new pg.Client({ connectionString: POSTGRES_TEST_URL });
+    await admin.connect();
+    // For a second nobody, superusers included, may connect; every open connection is cut.
+    let over: Promise<unknown> = Promise.resolve();
+    const outage = async () => {
+      await admin.query(`alter database ${name} allow_connections false`);
+      await admin.query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1", [name]);
+      over = new Promise((r) => setTimeout(r, 1000)).then(() => admin.query(`alter database ${name} allow_connections true`));
+    };
+    // drain() itself stops at the outage (the worker's loop would just look again a second later).
+    await engine({ leaseMs: 1500, onStep: (step) => (step === "challenge_valid" ? outage() : undefined) }).drain().catch(() => {});
+    await over;
+    await admin.end();
+    const interrupted = await t.db.selectFrom("certificates").selectAll().where("id", "=", certificate.id).executeTakeFirstOrThrow();
+    expect(interrupted.status).toBe("requesting");
+    expect(interrupted.attempts).toBe(0);
+    expect(interrupted.last_error).toBeNull();
+    expect(interrupted.order_url).not.toBeNull();
+
+    await new Promise((r) => setTimeout(r, 1600));
+    clock = new Date(Date.now() + 16_000);
+    await engine().drain();
+    const cert = (await getCertificate(t.db, certificate.id))!;
+    expect(cert.status).toBe("active");
+    const types = (await listEvents(t.db, { certificateId: cert.id })).map((e) => e.type);
+    expect(types).not.toContain("tls.renewal_failed");
+    expect(types.filter((x) => x === "acme.order_created")).toHaveLength(1);
+    expect(types).toContain("acme.order_resumed");
   });
 
   it("two engines never run the same certificate", async () => {

@@ -39,6 +39,7 @@ export type EngineOptions = {
 
 const CHALLENGE_TTL_MS = 60 * 60_000;
 const MIN_RENEWAL_GAP_MS = 60 * 60_000;
+const DATABASE_RETRY_MS = 15_000;
 const challengeKeyContext = (id: string) => `acme-challenge:${id}`;
 export const pendingKeyContext = (certificateId: string) => `certificate-pending-key:${certificateId}`;
 
@@ -167,6 +168,7 @@ export class AcmeEngine {
       await this.order(ctx);
     } catch (err) {
       if (err instanceof LeaseLost) this.opts.log.warn({ certificateId: id }, err.message);
+      else if (isDatabaseError(err)) await this.databaseTrouble(ctx, err);
       else await this.fail(ctx, err).catch((e: unknown) => this.opts.log.error({ err: e, certificateId: id }, "engine: could not record a failure"));
     } finally {
       clearInterval(beat);
@@ -477,6 +479,24 @@ export class AcmeEngine {
     this.opts.log.warn({ certificateId: ctx.id, kind: failure.kind, raw: failure.raw, attempts }, "engine: order failed");
   }
 
+  /**
+   * The database, not the CA, failed: that is no reason to back off for an hour or to count an attempt.
+   * The order stays as it is (its URL and key are in the row) and is resumed shortly.
+   */
+  private async databaseTrouble(ctx: RunContext, err: unknown) {
+    this.opts.log.warn({ err, certificateId: ctx.id }, "engine: the database failed during an order; it is resumed shortly");
+    const soon = nowIso(new Date(this.now.getTime() + DATABASE_RETRY_MS));
+    await this.opts.db
+      .updateTable("certificates")
+      .set({ next_attempt_at: soon })
+      .where("id", "=", ctx.id)
+      .where("lease_owner", "=", this.workerId)
+      .execute()
+      .catch(() => {
+        // Still down: the lease lapses and the next look at the database resumes the order.
+      });
+  }
+
   private async renewalInfoUrl(client: acme.Client, directoryUrl: string): Promise<string | undefined> {
     const cached = this.directoryInfo.get(directoryUrl);
     if (cached && Date.now() - cached.at < ARI_RECHECK_MS) return cached.renewalInfo;
@@ -560,6 +580,15 @@ class ChallengeFailed extends Error {
   constructor(readonly failure: unknown, readonly identifier: string) {
     super(failure instanceof Error ? failure.message : String(failure));
   }
+}
+
+/** Errors of the database driver (a dropped PostgreSQL connection, a locked SQLite file), not of the CA. */
+export function isDatabaseError(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; message?: string; constructor?: { name?: string } } | null;
+  if (!e || typeof e !== "object") return false;
+  if (e.constructor?.name === "DatabaseError") return true; // pg's server-side errors
+  if (typeof e.code === "string" && /^SQLITE_/.test(e.code)) return true;
+  return /Connection terminated|terminating connection|connection to the database|database is locked|driver has already been destroyed|Client has encountered a connection error/i.test(e.message ?? "");
 }
 
 function parseWindow(text: string | null): RenewalWindow | undefined {
