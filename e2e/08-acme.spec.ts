@@ -1,4 +1,9 @@
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
 import http from "node:http";
+import https from "node:https";
+import os from "node:os";
+import path from "node:path";
 import tls from "node:tls";
 import { findFreePort } from "../lib/net";
 import { ADMIN, expect, LoginPage, test } from "./fixtures";
@@ -21,9 +26,9 @@ test.beforeAll(async () => {
 
 test.afterAll(() => upstream?.close());
 
-function servedFingerprint(port: number): Promise<string> {
+function servedFingerprint(port: number, servername = HOST): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: "127.0.0.1", port, servername: HOST, rejectUnauthorized: false }, () => {
+    const socket = tls.connect({ host: "127.0.0.1", port, servername, rejectUnauthorized: false }, () => {
       resolve(socket.getPeerX509Certificate()!.fingerprint256);
       socket.end();
     });
@@ -83,3 +88,51 @@ test("request a certificate from the CA and watch it turn Active without a reloa
   await expect(page.getByTestId("placements")).toContainText("acme https");
   await expect.poll(() => servedFingerprint(state.pebble.tlsPort), { timeout: 5_000 }).toBe(fingerprint);
 });
+
+function pebbleIssuer(managementUrl: string, which: "roots" | "intermediates"): Promise<string> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(`${managementUrl}/${which}/0`, { rejectUnauthorized: false }, (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve(body));
+      })
+      .on("error", reject);
+  });
+}
+
+test("TLS-ALPN-01 through the REST API: issued, served, and verified against the CA's chain", async ({ page, state }) => {
+  await new LoginPage(page).signIn(ADMIN);
+  const name = `alpn.${HOST}`;
+  const created = await page.request.post("/api/v1/certificates", { data: { source: "acme", domains: [name], challenge: "tls-alpn-01" } });
+  expect(created.status()).toBe(201);
+  const { id, status } = (await created.json()) as { id: string; status: string };
+  expect(status).toBe("pending");
+  await expect
+    .poll(async () => ((await (await page.request.get(`/api/v1/certificates/${id}`)).json()) as { status: string }).status, { timeout: 15_000 })
+    .toBe("active");
+  const cert = (await (await page.request.get(`/api/v1/certificates/${id}`)).json()) as { fingerprintSha256: string; chainPem: string };
+
+  const listeners = (await (await page.request.get("/api/v1/listeners")).json()) as { items?: { id: string; name: string }[] } | { id: string; name: string }[];
+  const items = Array.isArray(listeners) ? listeners : (listeners.items ?? []);
+  const https443 = items.find((l) => l.name === "acme https")!;
+  const mapped = await page.request.put(`/api/v1/listeners/${https443.id}/mappings`, { data: { mappings: [{ hostname: HOST, certificateId: (await findId(page, HOST))! }, { hostname: name, certificateId: id }] } });
+  expect(mapped.status()).toBe(200);
+  await expect.poll(() => servedFingerprint(state.pebble.tlsPort, name), { timeout: 5_000 }).toBe(cert.fingerprintSha256);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "portcullis-e2e-acme-"));
+  try {
+    fs.writeFileSync(path.join(dir, "root.pem"), await pebbleIssuer(state.pebble.managementUrl, "roots"));
+    fs.writeFileSync(path.join(dir, "int.pem"), await pebbleIssuer(state.pebble.managementUrl, "intermediates"));
+    fs.writeFileSync(path.join(dir, "leaf.pem"), `${cert.chainPem.split("-----END CERTIFICATE-----")[0]}-----END CERTIFICATE-----\n`);
+    const out = execFileSync("openssl", ["verify", "-CAfile", "root.pem", "-untrusted", "int.pem", "leaf.pem"], { cwd: dir }).toString().trim();
+    expect(out).toBe("leaf.pem: OK");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+async function findId(page: import("@playwright/test").Page, name: string) {
+  const list = (await (await page.request.get("/api/v1/certificates?limit=200")).json()) as { items: { id: string; name: string }[] };
+  return list.items.find((c) => c.name === name)?.id;
+}

@@ -19,6 +19,12 @@ describe("configuration", () => {
     expect(parseConfig({ DATABASE_URL: "sqlite:/tmp/x.db" }).database).toEqual({ kind: "sqlite", file: "/tmp/x.db" });
   });
 
+  it("reads DNS-01's resolvers and Cloudflare API URL", () => {
+    const c = parseConfig({ PORTCULLIS_DNS_RESOLVERS: "1.1.1.1:53, 8.8.8.8,[2606:4700:4700::1111]:53,2001:db8::1,ns.example.net:5353", PORTCULLIS_CLOUDFLARE_API_URL: "http://127.0.0.1:9/client/v4" });
+    expect(c.dnsResolvers).toEqual(["1.1.1.1:53", "8.8.8.8", "[2606:4700:4700::1111]:53", "2001:db8::1", "ns.example.net:5353"]);
+    expect(c.cloudflareApiUrl).toBe("http://127.0.0.1:9/client/v4");
+  });
+
   it("treats an empty variable as unset", () => {
     expect(parseConfig({ PORTCULLIS_PORT: "" }).port).toBe(8443);
   });
@@ -28,6 +34,8 @@ describe("configuration", () => {
     [{ PORTCULLIS_PORT: "70000" }, /PORTCULLIS_PORT.*between 1 and 65535/],
     [{ PORTCULLIS_TLS_MODE: "https" }, /PORTCULLIS_TLS_MODE \(got "https"\): accepted values: auto, acme, provided, off, behind_proxy/],
     [{ PORTCULLIS_WORKER_ROLES: "engine,proxy" }, /PORTCULLIS_WORKER_ROLES.*accepted values: engine, edge/],
+    [{ PORTCULLIS_DNS_RESOLVERS: "1.1.1.1:53,dns over https" }, /PORTCULLIS_DNS_RESOLVERS \(got "1.1.1.1:53,dns over https"\): accepted values: comma-separated host or host:port entries/],
+    [{ PORTCULLIS_DNS_RESOLVERS: "1.1.1.1:99999" }, /PORTCULLIS_DNS_RESOLVERS.*host:port/],
     [{ PORTCULLIS_SECRET: "short" }, /PORTCULLIS_SECRET: must be at least 32 characters/],
     [{ DATABASE_URL: "mysql://x" }, /DATABASE_URL.*accepted values: postgres:\/\//],
     [{ PORTCULLIS_ALLOW_INSECURE_HTTP: "maybe" }, /PORTCULLIS_ALLOW_INSECURE_HTTP.*accepted values: true, false/],

@@ -32,6 +32,14 @@ const commaList = z.string().transform((v) =>
     .filter(Boolean),
 );
 
+/** "1.1.1.1", "1.1.1.1:53", "ns.example.net:5353", "2606:4700::1111", "[2606:4700::1111]:53". */
+function isResolverEntry(entry: string): boolean {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(entry) ?? (/^[0-9a-fA-F:]+$/.test(entry) && entry.includes(":") ? [entry, entry] : null);
+  if (!m) return false;
+  const port = m[3] === undefined ? 53 : Number(m[3]);
+  return port >= 1 && port <= 65535;
+}
+
 const databaseUrl = z
   .string()
   .trim()
@@ -71,7 +79,9 @@ const envSchema = z
     PORTCULLIS_ACME_CA_BUNDLE: z.string().optional(),
     PORTCULLIS_ACME_DOMAIN: z.string().optional(),
     PORTCULLIS_ACME_EMAIL: z.email({ error: "must be an email address" }).optional(),
-    PORTCULLIS_DNS_RESOLVERS: commaList.optional(),
+    PORTCULLIS_DNS_RESOLVERS: commaList
+      .refine((list) => list.every(isResolverEntry), { message: "accepted values: comma-separated host or host:port entries, like 1.1.1.1:53,8.8.8.8 or [2606:4700:4700::1111]:53" })
+      .optional(),
     PORTCULLIS_CLOUDFLARE_API_URL: httpUrl.optional(),
     PORTCULLIS_WORKER_ROLES: z
       .string()

@@ -2,9 +2,11 @@ import http from "node:http";
 import type { Config } from "../lib/config";
 import { configureAcmeTransport } from "../lib/acme/client";
 import { AcmeEngine } from "../lib/acme/engine";
+import { dnsSettings } from "../lib/dns/credentials";
 import { pruneLedger } from "../lib/acme/ratelimit";
 import { markExpiredCertificates } from "../lib/certificates";
 import { FileCertificateWatcher } from "../lib/certificates/imported";
+import { closeEventFeeds } from "../lib/events/feed";
 import { Edge } from "../lib/listeners/edge";
 import { setLoggerName } from "../lib/log";
 import { prepareProcess } from "../lib/runtime";
@@ -72,7 +74,8 @@ export async function startWorker(config: Config) {
     });
     // ACME orders and renewals: due certificates are claimed with a lease, so any number of workers may run.
     configureAcmeTransport(config.acme.caBundle);
-    engine = new AcmeEngine({ db, keyring, log });
+    // DNS-01 reaches Cloudflare at PORTCULLIS_CLOUDFLARE_API_URL and checks propagation on PORTCULLIS_DNS_RESOLVERS (or each zone's name servers).
+    engine = new AcmeEngine({ db, keyring, log, dns: { settings: dnsSettings(config) } });
     engine.start();
   }
   if (config.workerRoles.includes("edge")) {
@@ -87,6 +90,7 @@ export async function startWorker(config: Config) {
     abort.abort();
     health.close();
     await Promise.all([edge?.stop(), engine?.stop()]);
+    closeEventFeeds();
     await sweeping;
     await db.destroy().catch(() => {});
     process.exit(0);

@@ -11,6 +11,7 @@ const STEPS: Record<string, string> = {
   ordering: "creating the order",
   authorizing: "order created; fetching the authorizations",
   validating: "the CA is checking the challenge answers",
+  propagating: "waiting until the DNS name servers answer the TXT records",
   finalizing: "sending the certificate signing request",
   downloading: "downloading the issued certificate",
 };
@@ -51,6 +52,7 @@ export function AcmeRenewal({ cert, isAdmin }: { cert: CertificateDetail; isAdmi
       <div className="flex flex-wrap items-center justify-between gap-2 border-b border-slate-200 px-4 py-3">
         <h2 id="renewal-heading" className="text-lg font-semibold">
           {acme.caName ?? "ACME"} · {CHALLENGES[acme.challenge ?? ""] ?? acme.challenge}
+          {acme.dnsCredential ? <span className="font-normal text-slate-600"> via {acme.dnsCredential.name}</span> : null}
         </h2>
         {isAdmin ? (
           <Button variant="secondary" onClick={() => void renew()} disabled={pending || working} data-testid="renew-now">

@@ -9,10 +9,12 @@ import { postJson } from "./post-json";
 import { SourceTabs } from "./source-tabs";
 
 export type AccountChoice = { id: string; label: string; isDefault: boolean };
+export type DnsCredentialChoice = { id: string; label: string };
 
 const CHALLENGES = [
   { value: "http-01", label: "HTTP-01: the CA fetches a token from port 80 (needs an HTTP listener)" },
   { value: "tls-alpn-01", label: "TLS-ALPN-01: the CA connects to port 443 (needs an HTTPS listener)" },
+  { value: "dns-01", label: "DNS-01: a TXT record through your DNS provider (needed for wildcards)" },
 ];
 
 const KEY_TYPES = [
@@ -23,12 +25,13 @@ const KEY_TYPES = [
 ];
 
 /** Certificates → New → Let's Encrypt: the names, how the CA validates them, and which account asks. */
-export function NewAcmeForm({ accounts, defaultCa }: { accounts: AccountChoice[]; defaultCa: string }) {
+export function NewAcmeForm({ accounts, defaultCa, dnsCredentials }: { accounts: AccountChoice[]; defaultCa: string; dnsCredentials: DnsCredentialChoice[] }) {
   const router = useRouter();
   const [errors, setErrors] = useState<Record<string, string[]>>({});
   const [message, setMessage] = useState<string | null>(null);
   const [pending, setPending] = useState(false);
   const [throttled, setThrottled] = useState(false);
+  const [challenge, setChallenge] = useState("http-01");
 
   async function request(form: FormData) {
     setPending(true);
@@ -40,6 +43,7 @@ export function NewAcmeForm({ accounts, defaultCa }: { accounts: AccountChoice[]
         name: form.get("name"),
         domains: form.get("domains"),
         challenge: form.get("challenge"),
+        dnsCredentialId: form.get("challenge") === "dns-01" ? form.get("dnsCredentialId") || undefined : undefined,
         keyType: form.get("keyType"),
         accountId: form.get("accountId") || undefined,
         email: form.get("email") || undefined,
@@ -72,11 +76,32 @@ export function NewAcmeForm({ accounts, defaultCa }: { accounts: AccountChoice[]
           label="Names"
           rows={3}
           placeholder={"example.com\nwww.example.com"}
-          hint="DNS names that point at this server's listeners; one per line or separated by commas."
+          hint={challenge === "dns-01" ? "One per line or separated by commas; wildcards like *.example.com are allowed with DNS-01." : "DNS names that point at this server's listeners; one per line or separated by commas."}
           errors={errors.domains}
           required
         />
-        <SelectField name="challenge" label="How the CA checks that you control the names" options={CHALLENGES} defaultValue="http-01" errors={errors.challenge} />
+        <SelectField name="challenge" label="How the CA checks that you control the names" options={CHALLENGES} value={challenge} onChange={(e) => setChallenge(e.target.value)} errors={errors.challenge} />
+        {challenge === "dns-01" ? (
+          dnsCredentials.length ? (
+            <SelectField
+              name="dnsCredentialId"
+              label="DNS credential"
+              options={dnsCredentials.map((c) => ({ value: c.id, label: c.label }))}
+              defaultValue={dnsCredentials[0]?.id}
+              errors={errors.dnsCredentialId}
+              hint={<Link href="/settings/dns" className="text-indigo-700 hover:underline">Manage DNS credentials in Settings → DNS</Link>}
+            />
+          ) : (
+            <div className="rounded-md bg-amber-50 p-3 text-sm text-amber-900" data-testid="no-dns-credential">
+              DNS-01 needs a DNS provider credential. <Link href="/settings/dns" className="font-medium underline">Add your Cloudflare API token in Settings → DNS</Link> first.
+              {errors.dnsCredentialId?.map((e) => (
+                <p key={e} className="mt-1 text-red-700">
+                  {e}
+                </p>
+              ))}
+            </div>
+          )
+        ) : null}
         {accounts.length ? (
           <SelectField
             name="accountId"

@@ -12,6 +12,7 @@ import { recordEvent } from "../events";
 import { newId, nowIso } from "../ids";
 import { KEY_TYPES } from "../pki/keys";
 import { parseSubjectAltNames, splitNameList } from "../pki/names";
+import { getCredential } from "../dns/credentials";
 import { getAccount, listAccounts, resolveAccountForCertificate } from "./accounts";
 import { caName } from "./errors";
 import { checkNewOrder, isLetsEncrypt } from "./ratelimit";
@@ -66,20 +67,23 @@ export async function createAcmeCertificate(db: Db, keyring: Keyring, config: Co
   const fieldErrors: Record<string, string[]> = parsed.success ? {} : (z.flattenError(parsed.error).fieldErrors as Record<string, string[]>);
   if (!parsed.success) throw new AppError("validation_failed", "the certificate was not requested: check the highlighted fields", fieldErrors);
   const v = parsed.data;
-  if (v.challenge === "dns-01") {
-    throw new AppError("validation_failed", "DNS-01 needs a DNS provider credential, which this version cannot store yet; use HTTP-01 or TLS-ALPN-01", {
-      challenge: ["DNS-01 is not available yet: choose HTTP-01 or TLS-ALPN-01"],
-    });
-  }
   // The account decides the CA, and the CA decides which names are acceptable; every mistake is said at once.
   const existing = await findAccount(db, v.accountId);
   const directoryUrl = existing?.directoryUrl ?? config.acme.directoryUrl;
   const problems: Record<string, string[]> = {};
   const nameProblems = acmeNameProblems(v.domains, v.challenge, directoryUrl);
+  const dns = v.challenge === "dns-01" ? await dnsCredentialProblems(db, v.dnsCredentialId, nameProblems.length ? [] : v.domains) : undefined;
+  if (dns?.credential.length) problems.dnsCredentialId = dns.credential;
+  if (dns?.domains.length) nameProblems.push(...dns.domains);
   if (nameProblems.length) problems.domains = nameProblems;
   if (!existing && !v.agreeTos) problems.agreeTos = [`agree to ${caName(directoryUrl)}'s terms of service to create its account`];
   if (Object.keys(problems).length) {
-    throw new AppError("validation_failed", problems.domains ? "the certificate was not requested: check the names" : "there is no ACME account yet: agree to the CA's terms of service to create one (or add one in Settings → ACME)", problems);
+    const message = problems.domains
+      ? "the certificate was not requested: check the names"
+      : problems.dnsCredentialId
+        ? "the certificate was not requested: DNS-01 needs a DNS credential"
+        : "there is no ACME account yet: agree to the CA's terms of service to create one (or add one in Settings → ACME)";
+    throw new AppError("validation_failed", message, problems);
   }
   const account = existing ?? (await resolveAccountForCertificate(db, keyring, actor, { email: v.email, agreeTos: v.agreeTos, directoryUrl }));
   const domains = [...new Set(v.domains.map((d) => d.toLowerCase()))];
@@ -117,6 +121,7 @@ export async function createAcmeCertificate(db: Db, keyring: Keyring, config: Co
         renew_reason: `first issuance: queued for the worker, which orders it from ${account.caName}`,
         acme_account_id: account.id,
         challenge: v.challenge,
+        dns_credential_id: v.challenge === "dns-01" ? (dns?.credentialId ?? null) : null,
         force_next_order: v.force ? 1 : null,
         created_by: actor.id,
         created_at: at,
@@ -130,11 +135,40 @@ export async function createAcmeCertificate(db: Db, keyring: Keyring, config: Co
   await recordEvent(db, {
     type: "tls.pending",
     certificateId: id,
-    message: `"${name}" queued: ${account.caName} will be asked for ${domains.join(", ")} over ${CHALLENGE_LABELS[v.challenge]}`,
-    detail: { status: "pending", challenge: v.challenge, accountId: account.id, directoryUrl: account.directoryUrl },
+    message: `"${name}" queued: ${account.caName} will be asked for ${domains.join(", ")} over ${CHALLENGE_LABELS[v.challenge]}${dns?.credentialName ? ` with the DNS credential "${dns.credentialName}"` : ""}`,
+    detail: { status: "pending", challenge: v.challenge, accountId: account.id, directoryUrl: account.directoryUrl, dnsCredentialId: dns?.credentialId ?? null },
   }, now);
   await writeAudit(db, actor, "certificate.create", { type: "certificate", id }, { name, source: "acme", domains, challenge: v.challenge, forced: Boolean(v.force) });
   return { certificate: (await getCertificate(db, id))!, warnings };
+}
+
+/**
+ * DNS-01's credential must exist; when its last verification listed zones, every name must be in one
+ * it may edit (said now rather than by a failed order minutes later).
+ */
+async function dnsCredentialProblems(db: Db, credentialId: string | undefined, domains: string[]) {
+  const out = { credential: [] as string[], domains: [] as string[], credentialId: undefined as string | undefined, credentialName: undefined as string | undefined };
+  if (!credentialId) {
+    const any = await db.selectFrom("dns_credentials").select("id").limit(1).executeTakeFirst();
+    out.credential.push(any ? "choose the DNS credential that may edit these names' zones" : "DNS-01 needs a DNS credential: add your Cloudflare API token in Settings → DNS first");
+    return out;
+  }
+  const credential = await getCredential(db, credentialId);
+  if (!credential) {
+    out.credential.push(`DNS credential "${credentialId}" does not exist; pick one from Settings → DNS`);
+    return out;
+  }
+  out.credentialId = credential.id;
+  out.credentialName = credential.name;
+  const zones = credential.verification?.zones ?? [];
+  if (!zones.length) return out;
+  for (const domain of domains) {
+    const bare = domain.replace(/^\*\./, "").toLowerCase();
+    const zone = zones.filter((z) => bare === z.name || bare.endsWith(`.${z.name}`)).sort((a, b) => b.name.length - a.name.length)[0];
+    if (!zone) out.domains.push(`"${domain}" is in none of the zones "${credential.name}" can see (${zones.slice(0, 8).map((z) => z.name).join(", ")}${zones.length > 8 ? ", …" : ""}); give the token access to its zone and press Verify in Settings → DNS`);
+    else if (zone.canEditDns === false) out.domains.push(`"${credential.name}" may read but not edit DNS records in ${zone.name}, the zone of "${domain}"; give the token Zone → DNS → Edit there and press Verify in Settings → DNS`);
+  }
+  return out;
 }
 
 /** The account asked for (which must exist), else the default one, else none yet. */

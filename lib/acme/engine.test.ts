@@ -226,6 +226,21 @@ describe.skipIf(!pebbleAvailable()).each(TEST_ENGINES)("the ACME engine with peb
     expect(types).toContain("acme.order_resumed");
   });
 
+  it("a running engine is woken by the request itself, not by its next poll", async () => {
+    clock = new Date();
+    const running = engine({ pollMs: 60_000, now: () => new Date() });
+    running.start();
+    try {
+      await new Promise((r) => setTimeout(r, 300)); // its first look is over; the next poll is a minute away
+      const started = Date.now();
+      const { certificate } = await request([`wake-${kind}.example.test`], "http-01");
+      await eventually(async () => (await getCertificate(t.db, certificate.id))!.status, (s) => s === "active", 5000);
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      await running.stop();
+    }
+  });
+
   it("two engines never run the same certificate", async () => {
     clock = new Date();
     const { certificate } = await request([`race-${kind}.example.test`], "http-01");

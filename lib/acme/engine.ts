@@ -4,8 +4,14 @@ import type { Logger } from "pino";
 import { keyContext } from "../certificates";
 import type { Keyring } from "../crypto/seal";
 import type { Db } from "../db";
+import { type DnsSettings } from "../dns/credentials";
+import { formatElapsed, type PropagationOptions } from "../dns/propagation";
+import { DnsProblem } from "../dns/provider";
+import { DnsSolver, type PresentedRecord } from "../dns/solver";
+import { runQueuedZoneTests } from "../dns/zone-tests";
 import type { AcmeChallengeType, CertificatesTable, CertificateStatus } from "../db/schema";
 import { recordEvent } from "../events";
+import { subscribeEvents } from "../events/feed";
 import { newId, nowIso } from "../ids";
 import { bumpEdgeRevision } from "../listeners/revision";
 import { inspectCertificatePem } from "../pki/inspect";
@@ -35,11 +41,15 @@ export type EngineOptions = {
   workerId?: string;
   /** Called after each step is durable: tests kill the process here. */
   onStep?: (step: EngineStep, certificateId: string) => void | Promise<void>;
+  /** DNS-01: where providers are reached, the resolvers to ask, and the propagation timeout (tests shorten it). */
+  dns?: { settings: DnsSettings; propagation?: PropagationOptions };
 };
 
 const CHALLENGE_TTL_MS = 60 * 60_000;
 const MIN_RENEWAL_GAP_MS = 60 * 60_000;
 const DATABASE_RETRY_MS = 15_000;
+const WAKE_DELAY_MS = 20;
+const DNS_SWEEP_MS = 60_000;
 const challengeKeyContext = (id: string) => `acme-challenge:${id}`;
 export const pendingKeyContext = (certificateId: string) => `certificate-pending-key:${certificateId}`;
 
@@ -58,11 +68,17 @@ export class AcmeEngine {
   private readonly directoryInfo = new Map<string, { renewalInfo?: string; at: number }>();
   private timer?: NodeJS.Timeout;
   private ticking?: Promise<void>;
+  private wakeAgain = false;
+  private unsubscribe?: () => void;
   private stopped = false;
+  private zoneTests?: Promise<void>;
+  private lastDnsSweep = 0;
   readonly workerId: string;
+  readonly dns: DnsSolver;
 
   constructor(private readonly opts: EngineOptions) {
     this.workerId = opts.workerId ?? `worker-${process.pid}-${crypto.randomBytes(3).toString("hex")}`;
+    this.dns = new DnsSolver({ db: opts.db, keyring: opts.keyring, log: opts.log, settings: opts.dns?.settings ?? {}, propagation: opts.dns?.propagation, now: () => this.now });
   }
 
   private get now() {
@@ -73,22 +89,41 @@ export class AcmeEngine {
   }
 
   start() {
-    const loop = () => {
-      if (this.stopped) return;
-      this.ticking = this.tick()
-        .catch((err: unknown) => this.opts.log.error({ err }, "engine: could not look for due certificates; trying again"))
-        .then(() => {
-          if (!this.stopped) this.timer = setTimeout(loop, this.opts.pollMs ?? 1000);
-        });
-    };
-    loop();
+    // New certificates and "Renew now" arrive as events: look at once instead of at the next poll.
+    this.unsubscribe = subscribeEvents(this.opts.db, () => this.wake());
+    this.loop();
+  }
+
+  private readonly loop = () => {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.wakeAgain = false;
+    this.ticking = this.tick()
+      .catch((err: unknown) => this.opts.log.error({ err }, "engine: could not look for due certificates; trying again"))
+      .then(() => {
+        this.ticking = undefined;
+        if (!this.stopped) this.timer = setTimeout(this.loop, this.wakeAgain ? WAKE_DELAY_MS : (this.opts.pollMs ?? 1000));
+      });
+  };
+
+  /** Look again soon: several wakes close together make one look. */
+  private wake() {
+    if (this.stopped || !this.timer) {
+      this.wakeAgain = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(this.loop, WAKE_DELAY_MS);
   }
 
   async stop() {
     this.stopped = true;
+    this.unsubscribe?.();
     clearTimeout(this.timer);
     await this.ticking;
     await Promise.allSettled(this.running.values());
+    await this.zoneTests;
   }
 
   /** One look at the database: start every due certificate there is room for, and refresh renewal information. */
@@ -109,11 +144,31 @@ export class AcmeEngine {
       for (const { id } of due) {
         if (this.running.size >= (this.opts.concurrency ?? 8)) break;
         if (this.running.has(id) || !(await this.claim(id))) continue;
-        const run = this.run(id).finally(() => this.running.delete(id));
+        const run = this.run(id).finally(() => {
+          this.running.delete(id);
+          this.wake(); // room for the next one in the queue
+        });
         this.running.set(id, run);
       }
     }
     await this.refreshRenewalInformation().catch((err: unknown) => this.opts.log.warn({ err }, "engine: renewal information check failed"));
+    this.zoneTests ??= runQueuedZoneTests(db, this.dns, this.workerId, () => this.now)
+      .then(() => undefined)
+      .catch((err: unknown) => this.opts.log.error({ err }, "engine: a DNS zone test failed to run"))
+      .finally(() => (this.zoneTests = undefined));
+    if (Date.now() - this.lastDnsSweep >= DNS_SWEEP_MS) {
+      this.lastDnsSweep = Date.now();
+      await this.sweepDnsRecords();
+    }
+  }
+
+  /** TXT records left by crashed workers or failed deletes are removed here, at start and every minute. */
+  async sweepDnsRecords() {
+    const outcome = await this.dns.sweep().catch((err: unknown) => {
+      this.opts.log.warn({ err }, "engine: the DNS record sweep failed");
+      return undefined;
+    });
+    if (outcome?.removed.length) this.opts.log.info({ removed: outcome.removed }, "engine: removed TXT records left behind by earlier orders");
   }
 
   /** Runs every due certificate to its end; for tests and the CLI. */
@@ -123,6 +178,7 @@ export class AcmeEngine {
       await Promise.allSettled(this.running.values());
       await this.tick();
     }
+    await this.zoneTests;
   }
 
   private async claim(id: string): Promise<boolean> {
@@ -173,6 +229,7 @@ export class AcmeEngine {
     } finally {
       clearInterval(beat);
       await this.opts.db.deleteFrom("acme_challenges").where("certificate_id", "=", id).execute().catch(() => {});
+      await this.releaseDnsRecords(ctx).catch((err: unknown) => this.opts.log.warn({ err, certificateId: id }, "engine: could not release DNS records; the sweep removes them"));
       await this.opts.db
         .updateTable("certificates")
         .set({ lease_owner: null, lease_expires_at: null })
@@ -305,9 +362,24 @@ export class AcmeEngine {
         throw new Error(`${caName(ctx.directoryUrl!)} does not offer ${type} for ${name} (it offers: ${offered}); pick another challenge type`);
       }
       const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
-      await this.publishAnswer(ctx, type, authz, challenge, keyAuthorization);
+      const record = await this.publishAnswer(ctx, type, authz, challenge, keyAuthorization);
       presented.push({ authz, challenge });
-      await this.event(ctx, "acme.challenge_presented", `${type.toUpperCase()} answer for ${name} is published; asking ${caName(ctx.directoryUrl!)} to check it`, { identifier: name, challenge: type });
+      if (record) {
+        const shown = authz.wildcard ? `*.${name}` : name;
+        await this.event(ctx, "acme.challenge_presented", `DNS-01 answer for ${shown} is published: TXT ${record.fqdn} in the ${record.providerLabel} zone ${record.zone.name}${record.adopted ? " (an identical record existed and is shared)" : ""}`, { identifier: shown, challenge: type, fqdn: record.fqdn, zone: record.zone.name });
+      } else {
+        await this.event(ctx, "acme.challenge_presented", `${type.toUpperCase()} answer for ${name} is published; asking ${caName(ctx.directoryUrl!)} to check it`, { identifier: name, challenge: type });
+      }
+    }
+    if (type === "dns-01" && ctx.dnsRecords?.length) {
+      // The CA is told only once every name server answers: a CA that looks too early fails the order for good.
+      await this.update(ctx, { acme_step: "propagating" });
+      const { elapsedMs } = await this.dns.waitForPropagation(ctx.dnsRecords, {
+        check: () => ctx.assertLease(),
+        onProgress: (message, p) => this.event(ctx, "dns.propagation", message, { fqdn: p.fqdn, seen: p.seen, total: p.total, missing: p.missing }),
+      });
+      await this.update(ctx, { acme_step: "validating" });
+      await this.event(ctx, "dns.propagated", `Every TXT record is visible after ${formatElapsed(elapsedMs)}; asking ${caName(ctx.directoryUrl!)} to check them`, { elapsedMs });
     }
     await ctx.step("challenge_presented");
     await Promise.all(
@@ -320,12 +392,28 @@ export class AcmeEngine {
         } catch (err) {
           throw await this.challengeFailure(client, challenge, name, err);
         }
-        await this.event(ctx, "acme.challenge_valid", `${caName(ctx.directoryUrl!)} validated ${name}`, { identifier: name, challenge: type });
+        const shown = authz.wildcard ? `*.${name}` : name;
+        await this.event(ctx, "acme.challenge_valid", `${caName(ctx.directoryUrl!)} validated ${shown}`, { identifier: shown, challenge: type });
       }),
     );
     ctx.identifier = undefined;
     await this.opts.db.deleteFrom("acme_challenges").where("certificate_id", "=", ctx.id).execute();
+    await this.releaseDnsRecords(ctx);
     await ctx.step("challenge_valid");
+  }
+
+  /** Removes the TXT records this order created, unless another order still needs one; a failed delete is retried by the sweep. */
+  private async releaseDnsRecords(ctx: RunContext) {
+    if (ctx.challenge !== "dns-01" && !ctx.dnsRecords?.length) return;
+    ctx.dnsRecords = undefined;
+    const outcome = await this.dns.release({ certificateId: ctx.id });
+    const names = (list: string[]) => [...new Set(list)].join(", ");
+    const count = outcome.removed.length;
+    if (count) await this.event(ctx, "dns.records_removed", count === 1 ? `Removed the TXT record ${outcome.removed[0]}` : `Removed ${count} TXT records: ${names(outcome.removed)}`, { removed: outcome.removed });
+    if (outcome.kept.length) await this.event(ctx, "dns.records_removed", `Left ${names(outcome.kept)} in place: another order still needs the same value`, { kept: outcome.kept });
+    for (const f of outcome.failed) {
+      await this.event(ctx, "dns.record_removal_failed", `Could not remove the TXT record ${f.fqdn} yet: ${f.problem.summary}${f.problem.raw ? ` (${f.problem.raw})` : ""}; the worker tries again every minute`, { fqdn: f.fqdn, code: f.problem.code, raw: f.problem.raw }, "warning");
+    }
   }
 
   /** The challenge's own problem document says why the CA refused, better than the poller's text. */
@@ -337,7 +425,7 @@ export class AcmeEngine {
     return new ChallengeFailed(failure, name);
   }
 
-  private async publishAnswer(ctx: RunContext, type: AcmeChallengeType, authz: acme.Authorization, challenge: Challenge, keyAuthorization: string) {
+  private async publishAnswer(ctx: RunContext, type: AcmeChallengeType, authz: acme.Authorization, challenge: Challenge, keyAuthorization: string): Promise<PresentedRecord | undefined> {
     const { db, keyring } = this.opts;
     const id = newId("chl");
     const at = this.now;
@@ -355,8 +443,17 @@ export class AcmeEngine {
         .values({ id, kind: "tls-alpn-01", certificate_id: ctx.id, identifier: authz.identifier.value, token: challenge.token, key_authorization: null, certificate_pem: cert.toString(), sealed_key: keyring.seal(key.toString(), challengeKeyContext(id)), expires_at: expires, created_at: nowIso(at) })
         .execute();
     } else {
-      throw new Error("DNS-01 needs a DNS provider credential, which this version cannot use yet");
+      const credentialId = ctx.row?.dns_credential_id;
+      if (!credentialId) {
+        throw new DnsProblem("token_invalid", "the certificate has no DNS credential for DNS-01", "Delete it and request it again with a credential from Settings → DNS.", "", { retryable: false });
+      }
+      ctx.identifier = authz.identifier.value;
+      // For DNS-01, acme-client's key authorization is already the TXT value (base64url SHA-256).
+      const record = await this.dns.present({ certificateId: ctx.id }, credentialId, authz.identifier.value, keyAuthorization);
+      (ctx.dnsRecords ??= []).push(record);
+      return record;
     }
+    return undefined;
   }
 
   private async store(ctx: RunContext, chainPem: string, keyPem: string) {
@@ -438,7 +535,17 @@ export class AcmeEngine {
     const now = this.now;
     const directoryUrl = ctx.directoryUrl ?? "";
     let failure: AcmeFailure;
-    if (err instanceof RateLimitRefusal) {
+    if (err instanceof DnsProblem) {
+      failure = {
+        kind: err.code === "propagation_timeout" || err.code === "no_name_servers" ? "dns" : "dns_provider",
+        cause: err.summary,
+        fix: err.fix,
+        raw: err.raw || err.code,
+        retryable: err.retryable,
+        ...(err.opts.retryAfter ? { retryAfter: err.opts.retryAfter } : {}),
+        ...(ctx.identifier ? { identifier: ctx.identifier } : {}),
+      };
+    } else if (err instanceof RateLimitRefusal) {
       failure = { kind: "rate_limited", cause: err.message, fix: "wait for the next slot, or press Retry now with force to send the order anyway", raw: "refused by Portcullis's rate-limit ledger before contacting the CA", retryable: true, retryAfter: err.nextSlotAt };
     } else if (err instanceof ChallengeFailed) {
       failure = explainAcmeError(err.failure, { directoryUrl, step: "validation", identifier: err.identifier, challenge: ctx.challenge, now });
@@ -566,6 +673,8 @@ type RunContext = {
   directoryUrl?: string;
   challenge?: AcmeChallengeType;
   identifier?: string;
+  /** DNS-01 records published by this run, waited for together. */
+  dnsRecords?: PresentedRecord[];
   assertLease(): void;
   step(step: EngineStep): Promise<void>;
 };

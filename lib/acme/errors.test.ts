@@ -163,9 +163,9 @@ describe("challenge failures", () => {
     expect(f.cause).toBe("127.0.0.1:14000 found no TXT record at _acme-challenge.dns.example.com");
   });
 
-  it("dns-01: a TXT record with the wrong value is unauthorized", () => {
+  it("dns-01: a TXT record with the wrong value is a DNS problem", () => {
     const f = explainAcmeError({ type: `${URN}unauthorized`, detail: 'Incorrect TXT record "v=spf1 -all" found at _acme-challenge.example.org', status: 403 }, { directoryUrl: LE });
-    expect(f.kind).toBe("unauthorized");
+    expect(f.kind).toBe("dns");
     expect(f.cause).toBe("the TXT record at _acme-challenge.example.org did not hold the value Let's Encrypt expected");
   });
 

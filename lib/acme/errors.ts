@@ -14,6 +14,7 @@ export type AcmeFailureKind =
   | "caa"
   | "rejected_identifier"
   | "timeout"
+  | "dns_provider"
   | "unknown";
 
 export type AcmeFailure = {
@@ -512,7 +513,7 @@ function explainTxtMissing(f: Facts): Explanation {
 function explainIncorrectResponse(f: Facts): Explanation {
   if (f.challenge === "dns-01") {
     return {
-      kind: "unauthorized",
+      kind: "dns",
       cause: `the TXT record at _acme-challenge.${f.name} did not hold the value ${f.ca} expected`,
       fix: `Remove stale TXT records there, or wait until the new value reaches every nameserver; if another provider serves the zone, use a credential for that provider.`,
       retryable: true,

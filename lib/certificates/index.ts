@@ -89,6 +89,8 @@ export type CertificateDetail = CertificateSummary & {
     directoryUrl: string | null;
     caName: string | null;
     challenge: string | null;
+    /** DNS-01: the credential whose provider publishes the TXT records. */
+    dnsCredential: { id: string; name: string } | null;
     step: string | null;
     attempts: number;
     lastErrorDetail: string | null;
@@ -285,6 +287,9 @@ export async function getCertificate(db: Db, idOrName: string): Promise<Certific
     .orderBy("version", "desc")
     .execute();
   const facts = row.chain_pem ? inspectCertificatePem(row.chain_pem) : undefined;
+  const dnsCredential = row.dns_credential_id
+    ? await db.selectFrom("dns_credentials").select(["id", "name"]).where("id", "=", row.dns_credential_id).executeTakeFirst()
+    : undefined;
   const account = row.acme_account_id
     ? await db.selectFrom("acme_accounts").select("directory_url").where("id", "=", row.acme_account_id).executeTakeFirst()
     : undefined;
@@ -315,6 +320,7 @@ export async function getCertificate(db: Db, idOrName: string): Promise<Certific
             directoryUrl: account?.directory_url ?? null,
             caName: account ? caName(account.directory_url) : null,
             challenge: row.challenge ?? null,
+            dnsCredential: dnsCredential ? { id: dnsCredential.id, name: dnsCredential.name } : null,
             step: row.acme_step ?? null,
             attempts: row.attempts,
             lastErrorDetail: row.last_error_detail ?? null,

@@ -3,12 +3,14 @@ import type { DatabaseKind, Db } from "./connection";
 import { foundation } from "./migrations/0001_foundation";
 import { listeners } from "./migrations/0002_listeners";
 import { acme } from "./migrations/0003_acme";
+import { dns } from "./migrations/0004_dns";
 
 function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
   return {
     "0001_foundation": foundation(kind),
     "0002_listeners": listeners(),
     "0003_acme": acme(kind),
+    "0004_dns": dns(),
   };
 }
 

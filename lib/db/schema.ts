@@ -224,6 +224,63 @@ export interface AcmeChallengesTable {
   created_at: string;
 }
 
+export type DnsProviderKind = "cloudflare";
+export const DNS_PROVIDERS: readonly DnsProviderKind[] = ["cloudflare"];
+
+export interface DnsCredentialsTable {
+  id: string;
+  name: string;
+  provider: DnsProviderKind;
+  /** The API token, sealed with context `dns-credential-token:<id>`. Never returned, never logged. */
+  sealed_token: string;
+  /** The token's last 4 characters, for the operator to tell tokens apart. */
+  token_hint: string;
+  verified_at: string | null;
+  /** JSON: the last verification's outcome (status, zones, what is missing). */
+  verification: string | null;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export type DnsRecordState = "active" | "released";
+
+/** A TXT record Portcullis created (or adopted) at a DNS provider; removed when nothing needs it. */
+export interface DnsRecordsTable {
+  id: string;
+  credential_id: string;
+  /** The certificate whose order needs the record, or null for a zone test. */
+  certificate_id: string | null;
+  test_id: string | null;
+  zone_id: string;
+  zone_name: string;
+  fqdn: string;
+  value: string;
+  /** Null until the provider answered the create call (a crash in between leaves it null). */
+  provider_record_id: string | null;
+  /** active: an order or test needs it; released: to be deleted at the provider (a failed delete is retried). */
+  state: DnsRecordState;
+  last_error: string | null;
+  /** After this, a sweep removes it whatever its state (a worker died holding it). */
+  expires_at: string;
+  created_at: string;
+}
+
+export type DnsTestStatus = "queued" | "running" | "passed" | "failed";
+
+export interface DnsTestsTable {
+  id: string;
+  credential_id: string;
+  zone: string;
+  status: DnsTestStatus;
+  message: string | null;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  created_by: string | null;
+  created_at: string;
+  finished_at: string | null;
+}
+
 export interface ListenerChecksTable {
   listener_id: string;
   hostname: string;
@@ -250,4 +307,7 @@ export interface Database {
   acme_accounts: AcmeAccountsTable;
   acme_rate_ledger: AcmeRateLedgerTable;
   listener_checks: ListenerChecksTable;
+  dns_credentials: DnsCredentialsTable;
+  dns_records: DnsRecordsTable;
+  dns_tests: DnsTestsTable;
 }

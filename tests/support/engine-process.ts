@@ -16,6 +16,8 @@ const engine = new AcmeEngine({
   log: pino({ level: "silent" }),
   leaseMs: Number(process.env.PORTCULLIS_TEST_LEASE_MS ?? 1500),
   workerId: `crash-${process.pid}`,
+  // DNS-01 orders reach the (fake) Cloudflare API and check propagation as the worker would.
+  dns: { settings: { cloudflareApiUrl: process.env.PORTCULLIS_CLOUDFLARE_API_URL, resolvers: (process.env.PORTCULLIS_DNS_RESOLVERS ?? "").split(",").filter(Boolean) } },
   onStep: (step: EngineStep) => {
     if (step === PORTCULLIS_TEST_CRASH_AT) process.kill(process.pid, "SIGKILL");
   },

@@ -30,6 +30,12 @@ export default function SettingsPage() {
           </Link>
         </li>
         <li>
+          <Link href="/settings/dns" className="block rounded-lg bg-white p-4 ring-1 ring-slate-200 hover:ring-indigo-300">
+            <span className="font-semibold">DNS</span>
+            <span className="block text-sm text-slate-600">Cloudflare API tokens for DNS-01 and wildcard certificates.</span>
+          </Link>
+        </li>
+        <li>
           <Link href="/settings/audit" className="block rounded-lg bg-white p-4 ring-1 ring-slate-200 hover:ring-indigo-300">
             <span className="font-semibold">Audit log</span>
             <span className="block text-sm text-slate-600">Who changed what, and when.</span>

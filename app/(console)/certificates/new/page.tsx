@@ -8,6 +8,7 @@ import { listAccounts } from "@/lib/acme/accounts";
 import { caName } from "@/lib/acme/errors";
 import { getConfig } from "@/lib/config";
 import { getDb } from "@/lib/db";
+import { listCredentials } from "@/lib/dns/credentials";
 
 export const metadata: Metadata = { title: "New certificate" };
 
@@ -25,10 +26,12 @@ export default async function NewCertificatePage({ searchParams }: { searchParam
   if (source === "file") return <RegisterFileForm />;
   if (source === "acme") {
     const accounts = await listAccounts(getDb());
+    const credentials = await listCredentials(getDb());
     return (
       <NewAcmeForm
         accounts={accounts.map((a) => ({ id: a.id, label: `${a.caName} · ${a.email ?? "no contact"}`, isDefault: a.isDefault }))}
         defaultCa={caName(getConfig().acme.directoryUrl)}
+        dnsCredentials={credentials.map((c) => ({ id: c.id, label: `${c.name} (${c.providerLabel}${c.verification ? (c.verification.ok ? `, ${c.verification.zones.length} zone${c.verification.zones.length === 1 ? "" : "s"}` : ", verification failed") : ", not verified"})` }))}
       />
     );
   }
