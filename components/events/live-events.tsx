@@ -23,7 +23,7 @@ export function useLiveRefetchInterval(): number | false {
   return useContext(LiveContext) === "paused" ? FALLBACK_POLL_MS : false;
 }
 
-type StreamedEvent = { id: number; certificateId: string | null; listenerId: string | null };
+type StreamedEvent = { id: number; certificateId: string | null; listenerId: string | null; detail?: { status?: unknown } | null };
 
 /** startAfter: the newest event id when the server rendered the page; the stream begins after it. */
 export function LiveEvents({ startAfter, children }: { startAfter: number; children: React.ReactNode }) {
@@ -89,6 +89,11 @@ export function LiveEvents({ startAfter, children }: { startAfter: number; child
           const event = JSON.parse(message.data) as StreamedEvent;
           if (event.certificateId) pending.certificates.add(event.certificateId);
           if (event.listenerId) pending.listeners.add(event.listenerId);
+          // A status change shows at once, each step in turn; the refetch below brings the rest.
+          const status = event.detail?.status;
+          if (event.certificateId && typeof status === "string") {
+            queryClient.setQueryData<{ status: string }>(["certificate", event.certificateId], (old) => (old && old.status !== status ? { ...old, status } : old));
+          }
         } catch {
           pending.all = true;
         }
