@@ -24,14 +24,15 @@ export function parseClientHello(data: Buffer): ClientHelloResult {
     collected += recordLength;
     offset += 5 + recordLength;
     if (needed < 0) {
-      const first = Buffer.concat(chunks);
+      const first = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
       if (first.length < 4) continue;
       if (first[0] !== 0x01) return { status: "invalid", reason: "the first handshake message is not a ClientHello" };
       needed = 4 + first.readUIntBE(1, 3);
       if (needed > MAX_HANDSHAKE_BYTES) return { status: "invalid", reason: "ClientHello too large" };
     }
   }
-  const hello = Buffer.concat(chunks).subarray(4, needed);
+  // Almost always one record holds the whole ClientHello: then no copy is made.
+  const hello = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).subarray(4, needed);
   try {
     return { status: "ok", ...readHello(hello) };
   } catch {

@@ -1,5 +1,6 @@
 import crypto from "node:crypto";
 import http from "node:http";
+import http2 from "node:http2";
 import https from "node:https";
 import net from "node:net";
 import tls from "node:tls";
@@ -16,7 +17,7 @@ import { createSelfSignedCertificate } from "../pki/selfSigned";
 import { Edge } from "./edge";
 import { addMapping, createListener, listChecks, listenerBindProblem, removeMapping, setMappings, updateListener } from "./index";
 import { bumpEdgeRevision } from "./revision";
-import { fetchServedCertificate } from "./served-check";
+import { checkServedCertificates, fetchServedCertificate } from "./served-check";
 
 const keyring = new Keyring(sealingKeyFromBytes(crypto.randomBytes(32)));
 const log = pino({ level: "silent" });
@@ -33,7 +34,12 @@ function handshake(port: number, opts: tls.ConnectionOptions = {}): Promise<{ fi
   });
 }
 
-function httpsGet(port: number, servername: string, path = "/", agent: https.Agent | false = false): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders; fingerprint: string; socket: net.Socket }> {
+function httpsGet(
+  port: number,
+  servername: string,
+  path = "/",
+  agent: https.Agent | false = false,
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders; trailers: NodeJS.Dict<string>; fingerprint: string; socket: net.Socket }> {
   return new Promise((resolve, reject) => {
     const req = https.get(
       { host: "127.0.0.1", port, servername, path, rejectUnauthorized: false, agent, headers: { host: servername } },
@@ -43,10 +49,39 @@ function httpsGet(port: number, servername: string, path = "/", agent: https.Age
         const socket = res.socket;
         let body = "";
         res.on("data", (d) => (body += d));
-        res.on("end", () => resolve({ status: res.statusCode!, body, headers: res.headers, fingerprint, socket }));
+        res.on("end", () => resolve({ status: res.statusCode!, body, headers: res.headers, trailers: res.trailers, fingerprint, socket }));
       },
     );
     req.on("error", reject);
+  });
+}
+
+/** One request over a new HTTP/2 connection (ALPN h2), with the certificate and protocol it negotiated. */
+function h2Request(
+  port: number,
+  servername: string,
+  headers: http2.OutgoingHttpHeaders,
+  body?: string,
+): Promise<{ alpn: string | false | undefined; fingerprint?: string; headers: http2.IncomingHttpHeaders; body: string; trailers: http2.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://127.0.0.1:${port}`, { servername, rejectUnauthorized: false });
+    session.on("error", reject);
+    const stream = session.request({ ":authority": servername, ...headers }, { endStream: body === undefined });
+    let responseHeaders: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    let data = "";
+    stream.on("response", (h) => (responseHeaders = h));
+    stream.on("trailers", (t) => (trailers = t));
+    stream.setEncoding("utf8");
+    stream.on("data", (d: string) => (data += d));
+    stream.on("error", reject);
+    stream.on("end", () => {
+      const socket = session.socket as tls.TLSSocket;
+      const result = { alpn: session.alpnProtocol, fingerprint: socket.getPeerX509Certificate()?.fingerprint256, headers: responseHeaders, body: data, trailers };
+      session.close();
+      resolve(result);
+    });
+    if (body !== undefined) stream.end(body);
   });
 }
 
@@ -65,6 +100,7 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
   let edge: Edge;
   let upstream: http.Server;
   let upstreamPort: number;
+  let upstreamConnections = 0;
   let httpsPort: number;
   let listenerId: string;
   const certs: Record<string, CertificateDetail> = {};
@@ -72,9 +108,31 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
   beforeAll(async () => {
     t = await createTestDatabase(kind);
     upstream = http.createServer((req, res) => {
-      res.setHeader("Content-Type", "application/json");
-      res.end(JSON.stringify({ path: req.url, headers: req.headers }));
+      let body = "";
+      req.on("data", (d) => (body += d));
+      req.on("end", () => {
+        if (req.url === "/hop") {
+          res.writeHead(200, { Connection: "keep-alive, X-Upstream-Hop", "X-Upstream-Hop": "1", "X-End-To-End": "2" });
+          res.end("hop");
+          return;
+        }
+        if (req.url === "/early-hints") {
+          res.writeEarlyHints({ link: "</style.css>; rel=preload; as=style" });
+          res.end("after the hints");
+          return;
+        }
+        if (req.url === "/trailers") {
+          res.writeHead(200, { "Content-Type": "text/plain", Trailer: "x-checksum" });
+          res.write("streamed body");
+          res.addTrailers({ "x-checksum": "sha256-abc" });
+          res.end();
+          return;
+        }
+        res.setHeader("Content-Type", "application/json");
+        res.end(JSON.stringify({ path: req.url, method: req.method, headers: req.headers, body }));
+      });
     });
+    upstream.on("connection", () => upstreamConnections++);
     upstream.on("upgrade", (req, socket) => {
       socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
       socket.pipe(socket);
@@ -135,18 +193,136 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
     expect(bad.body).toContain("connection was refused");
   });
 
-  it("passes WebSocket-style upgrades through", async () => {
+  it("passes WebSocket-style upgrades through for HTTP/1.1 clients, with or without ALPN", async () => {
+    for (const ALPNProtocols of [undefined, ["http/1.1"]]) {
+      const socket = tls.connect({ host: "127.0.0.1", port: httpsPort, servername: "a.example.test", rejectUnauthorized: false, ALPNProtocols });
+      await new Promise((r) => socket.once("secureConnect", r));
+      expect(socket.alpnProtocol).toBe(ALPNProtocols ? "http/1.1" : false);
+      socket.write("GET /ws HTTP/1.1\r\nHost: a.example.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n");
+      let received = "";
+      socket.on("data", (d) => {
+        received += d;
+        if (received.includes("\r\n\r\n") && !received.includes("ping")) socket.write("ping");
+      });
+      await waitFor(async () => received, (r) => r.includes("ping"));
+      expect(received).toMatch(/^HTTP\/1.1 101/);
+      socket.destroy();
+    }
+  });
+
+  it("forwards HTTP/1.1 bodies and end-to-end headers; hop-by-hop ones, and those Connection names, stay on this hop", async () => {
     const socket = tls.connect({ host: "127.0.0.1", port: httpsPort, servername: "a.example.test", rejectUnauthorized: false });
     await new Promise((r) => socket.once("secureConnect", r));
-    socket.write("GET /ws HTTP/1.1\r\nHost: a.example.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n");
+    socket.write(
+      "POST /form HTTP/1.1\r\nHost: a.example.test\r\nConnection: keep-alive, X-Hop-Secret\r\nX-Hop-Secret: 1\r\nKeep-Alive: timeout=5\r\n" +
+        "TE: trailers\r\nX-Forwarded-For: 198.51.100.1\r\nX-Forwarded-For: 198.51.100.2\r\nX-Custom: kept\r\nTransfer-Encoding: chunked\r\n\r\n" +
+        "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    );
     let received = "";
-    socket.on("data", (d) => {
-      received += d;
-      if (received.includes("\r\n\r\n") && !received.includes("ping")) socket.write("ping");
-    });
-    await waitFor(async () => received, (r) => r.includes("ping"));
-    expect(received).toMatch(/^HTTP\/1.1 101/);
+    socket.on("data", (d) => (received += d));
+    await waitFor(async () => received, (r) => r.includes("\r\n\r\n") && r.trimEnd().endsWith("}"));
     socket.destroy();
+    const seen = JSON.parse(received.slice(received.indexOf("{"))) as { method: string; body: string; headers: Record<string, string> };
+    expect(seen).toMatchObject({ method: "POST", body: "hello world" });
+    expect(seen.headers).toMatchObject({ host: "a.example.test", "x-custom": "kept", "x-forwarded-for": "198.51.100.1, 198.51.100.2, 127.0.0.1" });
+    for (const name of ["x-hop-secret", "keep-alive", "te"]) expect(seen.headers[name], name).toBeUndefined();
+  });
+
+  it("negotiates HTTP/2 with clients that offer it, and HTTP/1.1 with the rest", async () => {
+    expect((await handshake(httpsPort, { servername: "a.example.test", ALPNProtocols: ["h2", "http/1.1"] })).alpn).toBe("h2");
+    expect((await handshake(httpsPort, { servername: "a.example.test", ALPNProtocols: ["h2"] })).alpn).toBe("h2");
+    expect((await handshake(httpsPort, { servername: "a.example.test", ALPNProtocols: ["http/1.1"] })).alpn).toBe("http/1.1");
+    expect((await handshake(httpsPort, { servername: "a.example.test" })).alpn).toBe(false);
+    // Each then speaks what it negotiated: HTTP/1.1 without ALPN (above) and with it.
+    const agent = new https.Agent({ ALPNProtocols: ["http/1.1"], rejectUnauthorized: false });
+    const res = await httpsGet(httpsPort, "a.example.test", "/h1", agent);
+    expect(res.status).toBe(200);
+    expect((res.socket as tls.TLSSocket).alpnProtocol).toBe("http/1.1");
+    agent.destroy();
+  });
+
+  it("proxies HTTP/2 requests with the SNI name's certificate, the body, and X-Forwarded headers", async () => {
+    const res = await h2Request(
+      httpsPort,
+      "a.example.test",
+      { ":method": "POST", ":path": "/h2?x=1", "content-type": "text/plain", "x-forwarded-for": "203.0.113.9", "x-forwarded-host": "spoofed.example" },
+      "hello over h2",
+    );
+    expect(res.alpn).toBe("h2");
+    expect(res.fingerprint).toBe(certs.exact.fingerprintSha256);
+    expect(res.headers[":status"]).toBe(200);
+    expect(res.headers["content-type"]).toBe("application/json");
+    const seen = JSON.parse(res.body) as { path: string; method: string; body: string; headers: Record<string, string> };
+    expect(seen).toMatchObject({ path: "/h2?x=1", method: "POST", body: "hello over h2" });
+    expect(seen.headers).toMatchObject({
+      host: "a.example.test",
+      "content-type": "text/plain",
+      "x-forwarded-proto": "https",
+      "x-forwarded-host": "a.example.test",
+      "x-forwarded-for": "203.0.113.9, 127.0.0.1",
+    });
+    expect(Object.keys(seen.headers).filter((h) => h.startsWith(":"))).toEqual([]);
+
+    // A GET ends its stream with the headers: the upstream gets no body and no chunked encoding.
+    const get = await h2Request(httpsPort, "b.example.test", { ":path": "/get" });
+    expect(get.fingerprint).toBe(certs.wildcard.fingerprintSha256);
+    const seenGet = JSON.parse(get.body) as { method: string; body: string; headers: Record<string, string> };
+    expect(seenGet).toMatchObject({ method: "GET", body: "", headers: { host: "b.example.test", "x-forwarded-host": "b.example.test" } });
+    expect(seenGet.headers["transfer-encoding"]).toBeUndefined();
+  });
+
+  it("passes the upstream's trailers to HTTP/2 and HTTP/1.1 clients", async () => {
+    const h2 = await h2Request(httpsPort, "a.example.test", { ":path": "/trailers" });
+    expect(h2.headers[":status"]).toBe(200);
+    expect(h2.body).toBe("streamed body");
+    expect(h2.trailers["x-checksum"]).toBe("sha256-abc");
+    const h1 = await httpsGet(httpsPort, "a.example.test", "/trailers");
+    expect(h1.body).toBe("streamed body");
+    expect(h1.headers.trailer).toBe("x-checksum");
+    expect(h1.trailers["x-checksum"]).toBe("sha256-abc");
+  });
+
+  it("drops the upstream's connection-specific response headers, for HTTP/1.1 and HTTP/2 clients", async () => {
+    const h1 = await httpsGet(httpsPort, "a.example.test", "/hop");
+    expect(h1.headers["x-end-to-end"]).toBe("2");
+    expect(h1.headers["x-upstream-hop"]).toBeUndefined();
+    // The edge's own keep-alive towards the client, not the upstream's (Node's 5 s) towards the edge.
+    expect(h1.headers["keep-alive"]).toBeUndefined();
+    const h2 = await h2Request(httpsPort, "a.example.test", { ":path": "/hop" });
+    expect(h2.headers[":status"]).toBe(200);
+    expect(h2.headers["x-end-to-end"]).toBe("2");
+    expect(h2.headers["x-upstream-hop"]).toBeUndefined();
+  });
+
+  it("passes the final response on when the upstream sends 103 Early Hints first", async () => {
+    const h1 = await httpsGet(httpsPort, "a.example.test", "/early-hints");
+    expect(h1).toMatchObject({ status: 200, body: "after the hints" });
+    const h2 = await h2Request(httpsPort, "a.example.test", { ":path": "/early-hints" });
+    expect(h2.headers[":status"]).toBe(200);
+    expect(h2.body).toBe("after the hints");
+  });
+
+  it("answers 502 over HTTP/2 when the upstream is down", async () => {
+    const down = await findFreePort();
+    const listener = await createListener(t.db, SYSTEM_ACTOR, { name: "down h2", kind: "https", bindAddress: "127.0.0.1", port: await findFreePort(), upstreamUrl: `http://127.0.0.1:${down}`, defaultCertificateId: certs.exact.id });
+    const running = await waitFor(async () => edge.status().find((s) => s.id === listener.id), Boolean);
+    const res = await h2Request(Number(running!.address.split(":").at(-1)), "a.example.test", { ":path": "/" });
+    expect(res.alpn).toBe("h2");
+    expect(res.headers[":status"]).toBe(502);
+    expect(res.headers["content-type"]).toBe("text/html; charset=utf-8");
+    expect(res.body).toContain("could not reach the service");
+    expect(res.body).toContain("connection was refused");
+  });
+
+  it("keeps connections to the upstream alive across client connections and protocols", async () => {
+    await httpsGet(httpsPort, "a.example.test", "/warm");
+    const before = upstreamConnections;
+    for (let i = 0; i < 5; i++) {
+      expect((await httpsGet(httpsPort, "a.example.test", `/h1-${i}`)).status).toBe(200);
+      expect((await h2Request(httpsPort, "a.example.test", { ":path": `/h2-${i}` })).headers[":status"]).toBe(200);
+    }
+    // Ten requests on ten client connections, one after another: one upstream connection serves them all.
+    expect(upstreamConnections - before).toBe(0);
   });
 
   it("serves a persisted self-signed fallback for unmapped names without a default, records it, or refuses if told to", async () => {
@@ -308,6 +484,123 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
       expect(await get("/some/page?q=1")).toMatchObject({ status: 301, location: "https://a.example.test:8443/some/page?q=1" });
     } finally {
       await http01.stop();
+    }
+  });
+
+  it("writes only the mappings that change, and bumps the revision only when one does", async () => {
+    const listener = await createListener(t.db, SYSTEM_ACTOR, { name: "diffed", kind: "https", bindAddress: "127.0.0.1", port: await findFreePort(), upstreamUrl: `http://127.0.0.1:${upstreamPort}` });
+    const rows = () => t.db.selectFrom("certificate_mappings").select(["id", "hostname", "certificate_id"]).where("listener_id", "=", listener.id).orderBy("hostname").execute();
+    const revision = () => t.db.selectFrom("settings").select("value").where("key", "=", "edge_revision").executeTakeFirstOrThrow();
+    await setMappings(t.db, SYSTEM_ACTOR, listener.id, {
+      mappings: [
+        { hostname: "keep.example.test", certificateId: certs.wildcard.id },
+        { hostname: "move.example.test", certificateId: certs.wildcard.id },
+        { hostname: "drop.example.test", certificateId: certs.wildcard.id },
+      ],
+    });
+    const before = new Map((await rows()).map((r) => [r.hostname, r]));
+    const revisionBefore = await revision();
+    await setMappings(t.db, SYSTEM_ACTOR, listener.id, {
+      mappings: [
+        { hostname: "keep.example.test", certificateId: certs.wildcard.id },
+        { hostname: "move.example.test", certificateId: certs.exact.id },
+        { hostname: "new.example.test", certificateId: certs.exact.id },
+      ],
+    });
+    const after = await rows();
+    expect(after.map((r) => [r.hostname, r.certificate_id])).toEqual([
+      ["keep.example.test", certs.wildcard.id],
+      ["move.example.test", certs.exact.id],
+      ["new.example.test", certs.exact.id],
+    ]);
+    // The unchanged row and the re-pointed one are the same rows as before; only the new name is a new row.
+    expect(after.find((r) => r.hostname === "keep.example.test")!.id).toBe(before.get("keep.example.test")!.id);
+    expect(after.find((r) => r.hostname === "move.example.test")!.id).toBe(before.get("move.example.test")!.id);
+    expect([...before.values()].map((r) => r.id)).not.toContain(after.find((r) => r.hostname === "new.example.test")!.id);
+    const revisionChanged = await revision();
+    expect(revisionChanged.value).not.toBe(revisionBefore.value);
+    // The same list again changes nothing, so the edges are not asked to reload.
+    await setMappings(t.db, SYSTEM_ACTOR, listener.id, { mappings: after.map((r) => ({ hostname: r.hostname, certificateId: r.certificate_id })) });
+    expect((await revision()).value).toBe(revisionChanged.value);
+    expect((await rows()).map((r) => r.id)).toEqual(after.map((r) => r.id));
+  });
+
+  it.runIf(kind === "postgres")("hears a change by NOTIFY on PostgreSQL and serves it within a second, with no poll to find it", async () => {
+    // The edge of the earlier tests is stopped (the served-check test did); this one polls once an hour.
+    await edge.stop();
+    const notified = new Edge({ db: t.db, keyring, log, pollIntervalMs: 3_600_000, checkIntervalMs: 3_600_000 });
+    try {
+      await notified.start();
+      await waitFor(async () => notified.notified(), Boolean);
+      const listener = await createListener(t.db, SYSTEM_ACTOR, { name: "notified", kind: "https", bindAddress: "127.0.0.1", port: await findFreePort(), upstreamUrl: `http://127.0.0.1:${upstreamPort}` });
+      const running = await waitFor(async () => notified.status().find((s) => s.id === listener.id), Boolean, 1000);
+      const port = Number(running!.address.split(":").at(-1));
+      for (const cert of [certs.exact, certs.other, certs.exact]) {
+        const changedAt = Date.now();
+        await setMappings(t.db, SYSTEM_ACTOR, listener.id, { mappings: [{ hostname: "a.example.test", certificateId: cert.id }] });
+        await waitFor(() => handshake(port, { servername: "a.example.test" }), (h) => (h as { fingerprint?: string }).fingerprint === cert.fingerprintSha256, 5000);
+        expect(Date.now() - changedAt).toBeLessThanOrEqual(1000);
+      }
+    } finally {
+      await notified.stop();
+    }
+  });
+});
+
+describe.each(TEST_ENGINES)("the served-certificate check on %s", (kind) => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase(kind);
+  });
+  afterAll(async () => {
+    await t?.destroy();
+  });
+
+  it("checks every mapping of a new listener, then what changed, then the longest-unchecked slice of the rest", async () => {
+    const cert = (name: string) => createSelfSignedCertificateRecord(t.db, keyring, SYSTEM_ACTOR, { name: `${name}-${kind}`, domains: [`${name}.example.test`] });
+    const [a, b, c, b2] = [await cert("a"), await cert("b"), await cert("c"), await cert("b2")];
+    const port = await findFreePort();
+    const listener = await createListener(t.db, SYSTEM_ACTOR, { name: "checked", kind: "https", bindAddress: "127.0.0.1", port, upstreamUrl: "http://127.0.0.1:9" });
+    const mapped = { "a.example.test": a, "b.example.test": b, "c.example.test": c };
+    await setMappings(t.db, SYSTEM_ACTOR, listener.id, { mappings: Object.entries(mapped).map(([hostname, x]) => ({ hostname, certificateId: x.id })) });
+    const edge = new Edge({ db: t.db, keyring, log, pollIntervalMs: 3_600_000, checkIntervalMs: 3_600_000 });
+    const checks = async () => new Map((await listChecks(t.db, listener.id)).map((x) => [x.hostname, x]));
+    try {
+      // Just opened: every mapping is checked.
+      await edge.start();
+      const first = await waitFor(checks, (m) => m.size === 3 && [...m.values()].every((x) => x.status === "serving"));
+      const row = await t.db.selectFrom("listeners").selectAll().where("id", "=", listener.id).executeTakeFirstOrThrow();
+
+      // Nothing changed: a run without rotation checks nothing.
+      await new Promise((r) => setTimeout(r, 5));
+      await checkServedCertificates(t.db, [row]);
+      expect([...(await checks()).values()].map((x) => x.checked_at)).toEqual([...first.values()].map((x) => x.checked_at));
+
+      // b's certificate changes in the database (this edge does not reload): only b is checked, and it mismatches.
+      await t.db.updateTable("certificate_mappings").set({ certificate_id: b2.id }).where("listener_id", "=", listener.id).where("hostname", "=", "b.example.test").execute();
+      await new Promise((r) => setTimeout(r, 5));
+      await checkServedCertificates(t.db, [row]);
+      const second = await checks();
+      expect(second.get("b.example.test")).toMatchObject({ status: "mismatch", expected_fingerprint: b2.fingerprintSha256, served_fingerprint: b.fingerprintSha256 });
+      expect(second.get("a.example.test")!.checked_at).toBe(first.get("a.example.test")!.checked_at);
+      expect(second.get("c.example.test")!.checked_at).toBe(first.get("c.example.test")!.checked_at);
+
+      // A rotation of one: b again (it did not serve right), and of a and c the one checked longest ago.
+      await t.db.updateTable("listener_checks").set({ checked_at: "2000-01-01T00:00:00.000Z" }).where("listener_id", "=", listener.id).where("hostname", "=", "c.example.test").execute();
+      await new Promise((r) => setTimeout(r, 5));
+      await checkServedCertificates(t.db, [row], { rotation: () => 1 });
+      const third = await checks();
+      expect(third.get("b.example.test")!.checked_at > second.get("b.example.test")!.checked_at).toBe(true);
+      expect(third.get("c.example.test")!.checked_at > first.get("a.example.test")!.checked_at).toBe(true);
+      expect(third.get("a.example.test")!.checked_at).toBe(first.get("a.example.test")!.checked_at);
+
+      // Everything, when asked.
+      await new Promise((r) => setTimeout(r, 5));
+      await checkServedCertificates(t.db, [row], { everything: new Set([listener.id]) });
+      const fourth = await checks();
+      for (const [hostname, x] of fourth) expect(x.checked_at > third.get(hostname)!.checked_at, hostname).toBe(true);
+    } finally {
+      await edge.stop();
     }
   });
 });

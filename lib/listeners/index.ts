@@ -322,16 +322,40 @@ export async function setMappings(db: Db, actor: Actor, listenerId: string, inpu
   const entries = await validateMappingEntries(db, parsed.data.mappings);
 
   const at = nowIso();
-  await db.transaction().execute(async (trx) => {
-    await trx.deleteFrom("certificate_mappings").where("listener_id", "=", listenerId).execute();
-    for (let i = 0; i < entries.length; i += 500) {
+  // Only the rows that differ are written: the API replaces the whole list, and at 10,000 mappings
+  // rewriting every row for one change took most of a second.
+  const changed = await db.transaction().execute(async (trx) => {
+    const current = new Map(
+      (await trx.selectFrom("certificate_mappings").select(["hostname", "certificate_id"]).where("listener_id", "=", listenerId).execute()).map((m) => [m.hostname, m.certificate_id]),
+    );
+    const wanted = new Set(entries.map((e) => e.hostname));
+    const removed = [...current.keys()].filter((h) => !wanted.has(h));
+    const added = entries.filter((e) => !current.has(e.hostname));
+    const moved = new Map<string, string[]>(); // certificate id → hostnames that now point at it
+    for (const e of entries) {
+      const before = current.get(e.hostname);
+      if (before === undefined || before === e.certificateId) continue;
+      const hostnames = moved.get(e.certificateId);
+      if (hostnames) hostnames.push(e.hostname);
+      else moved.set(e.certificateId, [e.hostname]);
+    }
+    for (let i = 0; i < removed.length; i += 500) {
+      await trx.deleteFrom("certificate_mappings").where("listener_id", "=", listenerId).where("hostname", "in", removed.slice(i, i + 500)).execute();
+    }
+    for (const [certificateId, hostnames] of moved) {
+      for (let i = 0; i < hostnames.length; i += 500) {
+        await trx.updateTable("certificate_mappings").set({ certificate_id: certificateId }).where("listener_id", "=", listenerId).where("hostname", "in", hostnames.slice(i, i + 500)).execute();
+      }
+    }
+    for (let i = 0; i < added.length; i += 500) {
       await trx
         .insertInto("certificate_mappings")
-        .values(entries.slice(i, i + 500).map((e) => ({ id: newId("map"), listener_id: listenerId, hostname: e.hostname, certificate_id: e.certificateId, created_at: at })))
+        .values(added.slice(i, i + 500).map((e) => ({ id: newId("map"), listener_id: listenerId, hostname: e.hostname, certificate_id: e.certificateId, created_at: at })))
         .execute();
     }
+    return removed.length + added.length + moved.size > 0;
   });
-  await bumpEdgeRevision(db);
+  if (changed) await bumpEdgeRevision(db);
   await writeAudit(db, actor, "listener.mappings", { type: "listener", id: listenerId }, { count: entries.length });
   const mappings = await listMappings(db, listenerId);
   return { mappings, warnings: mappings.flatMap((m) => m.warnings.map((w) => `${m.hostname}: ${w}`)) };
