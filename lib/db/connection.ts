@@ -31,8 +31,11 @@ export function postgresUrl(db: Db): string | undefined {
 export function openDatabase(database: Config["database"]): { db: Db; kind: DatabaseKind } {
   if (database.kind === "postgres") {
     const pool = new pg.Pool({ connectionString: database.url, max: 10, connectionTimeoutMillis: 5000 });
-    // An idle client losing its server must not crash the process; the next query reconnects.
+    // A client losing its server must not crash the process: idle ones report to the pool, and a
+    // checked-out one between two queries reports to itself. The query in flight still fails, the
+    // broken client is discarded on release, and the next query reconnects.
     pool.on("error", () => {});
+    pool.on("connect", (client) => client.on("error", () => {}));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     registry.set(db.getExecutor().adapter, database);
     return { db, kind: "postgres" };
