@@ -376,8 +376,8 @@ export class Edge {
   }
 
   private acceptTls(running: Running, socket: net.Socket) {
-    // Per-connection state lives on the socket and the handlers are shared functions: at thousands of
-    // handshakes a second, closures made for every connection cost measurable CPU.
+    // Per-connection state lives on the socket and the handlers are shared functions, so that a connection
+    // allocates no closures: there are thousands a second.
     const pending = socket as PendingSocket;
     pending[kPending] = { edge: this, running, received: undefined, current: socket, timer: setTimeout(destroyStalled, HANDSHAKE_TIMEOUT_MS, pending) };
     socket.on("error", ignoreError);

@@ -6,9 +6,9 @@ import type { Duplex } from "node:stream";
 import { Pool, type Dispatcher } from "undici";
 
 // The reverse proxy: requests from HTTP/1.1 and HTTP/2 clients go to the upstream over HTTP/1.1 through
-// undici's keep-alive connection pools (about 1.7× the requests per CPU-second of node:http's Agent on
-// bench/edge.ts), with X-Forwarded-*, streamed bodies both ways, response trailers, a plain 502 page when
-// the upstream is down, and WebSocket (and any other HTTP/1.1) upgrades spliced over raw sockets.
+// undici's keep-alive connection pools (about 1.7× the requests per CPU-second of node:http's Agent, measured
+// side by side), with X-Forwarded-*, streamed bodies both ways, response trailers, a plain 502 page when the
+// upstream is down, and WebSocket (and any other HTTP/1.1) upgrades spliced over raw sockets.
 
 export type ProxiedRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type ProxiedResponse = http.ServerResponse | http2.Http2ServerResponse;
