@@ -12,6 +12,7 @@ import { findFreePort } from "../lib/net";
 import { startPebble, type Pebble } from "../tests/support/pebble";
 import { BENCH_SECRET, createBenchDatabase, postgresReachable, type BenchDatabase } from "./seed";
 import { cleanupAll, onCleanup, wasInterrupted } from "./cleanup";
+import { profileSelfTimes } from "./profile";
 
 // ACME issuance end to end, against one real pebble, side by side with certbot and lego:
 //   (1) API call → certificate served on an HTTPS listener, vs certbot / lego (HTTP-01)  ≤ 1.0 × the faster
@@ -828,22 +829,9 @@ async function runEngine(kind: DatabaseKind, pebble: Pebble, upstreamPort: numbe
 
 /** Self time by function from a V8 CPU profile. */
 function printProfile(file: string, label: string) {
-  type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number } };
-  const profile = JSON.parse(fs.readFileSync(file, "utf8")) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const self = new Map<string, number>();
-  let total = 0;
-  profile.samples.forEach((id, i) => {
-    const n = byId.get(id)!;
-    const dt = profile.timeDeltas[i] ?? 0;
-    if (n.callFrame.functionName === "(idle)") return;
-    total += dt;
-    const url = n.callFrame.url.replace(`file://${ROOT}/`, "").replace(/^.*node_modules\//, "");
-    const key = `${n.callFrame.functionName || "(anonymous)"}  ${url ? `${url}:${n.callFrame.lineNumber + 1}` : ""}`;
-    self.set(key, (self.get(key) ?? 0) + dt);
-  });
+  const { totalUs: total, functions } = profileSelfTimes(file, ROOT);
   say(`\n${label} profile ${path.relative(ROOT, file)}: ${(total / 1e6).toFixed(2)} s busy; self time:`);
-  for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 20)) say(`  ${((us / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
+  for (const [k, us] of functions.slice(0, 20)) say(`  ${((us / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
 }
 
 async function partOne(ctx: EngineContext, tools: ReferenceTool[], workDir: string): Promise<EngineResult["single"]> {

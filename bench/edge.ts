@@ -18,6 +18,7 @@ import { inspectCertificatePem } from "../lib/pki/inspect";
 import { fastSelfSignedCertificate } from "./fast-cert";
 import { BENCH_ACTOR, BENCH_SECRET, createBenchDatabase, postgresReachable } from "./seed";
 import { cleanupAll, onCleanup, wasInterrupted } from "./cleanup";
+import { profileSelfTimes } from "./profile";
 
 // The edge against Debian's nginx, side by side on one machine: same certificate, same upstream, one
 // worker process each, the same load generator and settings for both. The issue's targets:
@@ -1264,24 +1265,11 @@ async function main() {
   for (const file of profiles) printProfile(file);
 }
 
-/** Self time by function, and the share of native TLS work and of the garbage collector, from one profile. */
+/** Self time by function from one profile. */
 function printProfile(file: string) {
-  type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number } };
-  const profile = JSON.parse(fs.readFileSync(file, "utf8")) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const self = new Map<string, number>();
-  let total = 0;
-  profile.samples.forEach((id, i) => {
-    const n = byId.get(id)!;
-    const dt = profile.timeDeltas[i] ?? 0;
-    if (n.callFrame.functionName === "(idle)") return;
-    total += dt;
-    const url = n.callFrame.url.replace(`file://${ROOT}/`, "").replace(/^.*node_modules\//, "");
-    const key = `${n.callFrame.functionName || "(anonymous)"}  ${url ? `${url}:${n.callFrame.lineNumber + 1}` : ""}`;
-    self.set(key, (self.get(key) ?? 0) + dt);
-  });
+  const { totalUs: total, functions } = profileSelfTimes(file, ROOT);
   say(`\nedge profile ${path.relative(ROOT, file)}: ${(total / 1e6).toFixed(2)} s busy; self time:`);
-  for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 15)) say(`  ${((us / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
+  for (const [k, us] of functions.slice(0, 15)) say(`  ${((us / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
 }
 
 main()
