@@ -4,6 +4,7 @@ import { foundation } from "./migrations/0001_foundation";
 import { listeners } from "./migrations/0002_listeners";
 import { acme } from "./migrations/0003_acme";
 import { dns } from "./migrations/0004_dns";
+import { operations } from "./migrations/0005_operations";
 
 function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
   return {
@@ -11,6 +12,7 @@ function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
     "0002_listeners": listeners(),
     "0003_acme": acme(kind),
     "0004_dns": dns(),
+    "0005_operations": operations(),
   };
 }
 

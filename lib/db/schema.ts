@@ -292,6 +292,78 @@ export interface ListenerChecksTable {
   detail: string | null;
 }
 
+export type WebhookDeliveryStatus = "pending" | "delivered" | "failed";
+
+export interface WebhooksTable {
+  id: string;
+  name: string;
+  url: string;
+  /** The HMAC signing secret, sealed with context `webhook-secret:<id>`. */
+  sealed_secret: string;
+  /** JSON array of event types. */
+  event_types: string;
+  enabled: number;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  event_id: number | null;
+  problem_key: string;
+  type: string;
+  payload: string;
+  status: WebhookDeliveryStatus;
+  attempts: number;
+  next_attempt_at: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  last_duration_ms: number | null;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AlertProblemsTable {
+  problem_key: string;
+  type: string;
+  certificate_id: string | null;
+  listener_id: string | null;
+  opened_at: string;
+  last_seen_at: string;
+  last_event_id: number | null;
+  occurrences: number;
+  resolved_at: string | null;
+}
+
+export interface EventCursorsTable {
+  name: string;
+  last_event_id: number;
+  updated_at: string;
+}
+
+export interface ExpiryNoticesTable {
+  certificate_id: string;
+  fingerprint_sha256: string;
+  /** 30, 14, 7 or 1 days before expiry; 0 once expired. */
+  threshold_days: number;
+  at: string;
+}
+
+export interface ListenerCountersTable {
+  worker_id: string;
+  listener_id: string;
+  handshakes: number;
+  handshake_errors: number;
+  fallback_served: number;
+  requests: number;
+  upstream_errors: number;
+  updated_at: string;
+}
+
 export interface Database {
   users: UsersTable;
   api_tokens: ApiTokensTable;
@@ -310,4 +382,10 @@ export interface Database {
   dns_credentials: DnsCredentialsTable;
   dns_records: DnsRecordsTable;
   dns_tests: DnsTestsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  alert_problems: AlertProblemsTable;
+  event_cursors: EventCursorsTable;
+  expiry_notices: ExpiryNoticesTable;
+  listener_counters: ListenerCountersTable;
 }
