@@ -32,6 +32,8 @@ export function needsBuild(root: string): boolean {
 
 /** Builds the console with `next build` when needed; the first `npm start` pays for it once. */
 export function ensureBuild(root: string) {
+  // Development: several people editing one checkout run the build they made, not a fresh one.
+  if (process.env.PORTCULLIS_SKIP_BUILD_CHECK === "1" && fs.existsSync(path.join(root, ".next", "BUILD_ID"))) return;
   if (!needsBuild(root)) return;
   process.stdout.write("Building the console (first start, or the sources changed)…\n");
   const nextBin = createRequire(path.join(root, "package.json")).resolve("next/dist/bin/next");
