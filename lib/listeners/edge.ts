@@ -11,10 +11,11 @@ import { recordEvent } from "../events";
 import { nowIso } from "../ids";
 import { createSelfSignedCertificate } from "../pki/selfSigned";
 import { keyContext } from "../certificates";
+import { ListenerCounterStore, type ListenerCounts } from "../metrics/listener-counters";
 import { parseClientHello, type ClientHelloResult } from "./client-hello";
 import { parseUpstream, proxyRequest, proxyUpgrade, UpstreamPools, type ProxiedRequest, type ProxiedResponse, type Upstream } from "./proxy";
 import { listenForEdgeRevisions, readEdgeRevision, type RevisionListener } from "./revision";
-import { checkServedCertificates, periodicRotation, type CheckPlan } from "./served-check";
+import { checkServedCertificates, isServedCheckConnection, periodicRotation, type CheckPlan } from "./served-check";
 
 // The worker's edge role: runs every enabled listener from the database and serves, per TLS
 // handshake, the certificate mapped to the client's SNI name, over HTTP/2 or HTTP/1.1 as the client
@@ -55,6 +56,8 @@ type Running = {
   h2Server?: http2.Http2Server;
   addressKey: string;
   sockets: Set<net.Socket>;
+  /** This listener's traffic counters (kept across server restarts; flushed to listener_counters). */
+  counts: ListenerCounts;
 };
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -74,6 +77,9 @@ export type EdgeOptions = {
   log: Logger;
   pollIntervalMs?: number;
   checkIntervalMs?: number;
+  /** This worker's id in listener_counters (default: host, pid and start time). */
+  workerId?: string;
+  counterFlushIntervalMs?: number;
 };
 
 type CertRow = { id: string | null; chain_pem: string | null; sealed_key: string | null; fingerprint_sha256: string | null };
@@ -95,8 +101,12 @@ export class Edge {
   private lastPollAt = 0;
   private checking?: Promise<void>;
   private nextCheck?: { everything: Set<string>; rotate: boolean };
+  /** Handshakes, errors, fallbacks, requests and upstream errors per listener, for /metrics. */
+  readonly counters: ListenerCounterStore;
 
-  constructor(private readonly opts: EdgeOptions) {}
+  constructor(private readonly opts: EdgeOptions) {
+    this.counters = new ListenerCounterStore(opts.db, opts.workerId, opts.log);
+  }
 
   async start() {
     await this.reload();
@@ -112,6 +122,7 @@ export class Edge {
       if (this.bindFailures.size) void this.reload();
     }, BIND_RETRY_INTERVAL_MS);
     this.timers.push(poll, check, retry);
+    this.counters.start(this.opts.counterFlushIntervalMs);
   }
 
   async stop() {
@@ -122,6 +133,12 @@ export class Edge {
     await Promise.all([...this.running.values()].map((r) => this.closeServer(r, true)));
     this.running.clear();
     await this.pools.destroy();
+    await this.counters.stop().catch((err: unknown) => this.opts.log.warn({ err }, "edge: could not save the final listener counters"));
+  }
+
+  /** Writes this worker's listener counters now (they are also written every few seconds). */
+  flushCounters(): Promise<void> {
+    return this.counters.flush();
   }
 
   /** Listeners this edge serves now, with their bound ports (for health output and tests). */
@@ -305,12 +322,14 @@ export class Edge {
     const httpServer = http.createServer();
     httpServer.keepAliveTimeout = IDLE_TIMEOUT_MS;
     let server: net.Server;
-    const running: Running = { row, upstream: upstreamOf(row), server: undefined as unknown as net.Server, httpServer, addressKey: addressKey(row), sockets };
+    const counts = this.counters.for(row.id);
+    const running: Running = { row, upstream: upstreamOf(row), server: undefined as unknown as net.Server, httpServer, addressKey: addressKey(row), sockets, counts };
     if (row.kind === "https") {
       httpServer.on("request", (req, res) => this.handleHttpsRequest(running, req, res));
       httpServer.on("upgrade", (req, socket, head) => {
+        counts.requests++;
         if (!running.upstream) return socket.destroy();
-        proxyUpgrade(req, socket, head, running.upstream, "https");
+        proxyUpgrade(req, socket, head, running.upstream, "https", counts);
       });
       // Never listens: it gets the TLS sockets that negotiated h2. Sessions idle this long are closed, and
       // a client gets as many concurrent streams as nginx allows.
@@ -323,9 +342,10 @@ export class Edge {
     } else {
       httpServer.on("request", (req, res) => void this.handleHttpRequest(running, req, res));
       httpServer.on("upgrade", (req, socket, head) => {
+        counts.requests++;
         const upstream = running.row.http_action === "proxy" ? running.upstream : undefined;
         if (!upstream) return socket.destroy();
-        proxyUpgrade(req, socket, head, upstream, "http");
+        proxyUpgrade(req, socket, head, upstream, "http", counts);
       });
       server = httpServer;
     }
@@ -387,6 +407,7 @@ export class Edge {
   /** The ClientHello is in (called by the socket's data handler): a challenge answer, a refusal, or the handshake. */
   clientHello(socket: PendingSocket, state: PendingHandshake, hello: ClientHelloResult) {
     if (hello.status !== "ok") {
+      state.running.counts.handshakeErrors++; // not a TLS ClientHello, or a malformed one
       clearTimeout(state.timer);
       socket.destroy();
       return;
@@ -416,13 +437,19 @@ export class Edge {
   private handshake(running: Running, socket: net.Socket, serverName: string | undefined, timer: NodeJS.Timeout): tls.TLSSocket | undefined {
     const index = this.indexes.get(running.row.id);
     const choice = index ? resolveCertificateForSni(index, serverName) : undefined;
+    // The edge's own served-certificate checks are not traffic: they are left out of the counters.
+    const counted = !isServedCheckConnection(socket);
     if (!choice) {
+      if (counted) running.counts.handshakeErrors++;
       socket.destroy(); // fallback policy "refuse", and nothing matched
       return undefined;
     }
-    if (choice.via === "fallback") this.noteFallback(running.row, serverName);
+    if (choice.via === "fallback") {
+      if (counted) running.counts.fallbackServed++;
+      this.noteFallback(running.row, serverName);
+    }
     const tlsSocket = new tls.TLSSocket(socket, { isServer: true, secureContext: choice.entry.context, ALPNProtocols: ALPN_HTTP }) as SecuringSocket;
-    tlsSocket[kSecuring] = { running, timer };
+    tlsSocket[kSecuring] = { running, timer, counted, secured: false };
     tlsSocket.on("error", destroyOnError);
     tlsSocket.on("close", clearHandshakeTimer);
     tlsSocket.once("secure", onSecure); // a TLS 1.2 renegotiation must not hand the socket over twice
@@ -459,6 +486,7 @@ export class Edge {
   }
 
   private handleHttpsRequest(running: Running, req: ProxiedRequest, res: ProxiedResponse) {
+    running.counts.requests++;
     if (!running.upstream) {
       res.writeHead(503, { "content-type": "text/plain; charset=utf-8" });
       res.end("This listener has no upstream configured.\n");
@@ -470,10 +498,11 @@ export class Edge {
       res.end("CONNECT is not supported.\n");
       return;
     }
-    proxyRequest(this.pools, req, res, running.upstream, "https");
+    proxyRequest(this.pools, req, res, running.upstream, "https", running.counts);
   }
 
   private async handleHttpRequest(running: Running, req: http.IncomingMessage, res: http.ServerResponse) {
+    running.counts.requests++;
     const path = (req.url ?? "/").split("?")[0];
     const prefix = "/.well-known/acme-challenge/";
     if (path.startsWith(prefix)) {
@@ -497,7 +526,7 @@ export class Edge {
     }
     const { row } = running;
     if (row.http_action === "proxy" && running.upstream) {
-      proxyRequest(this.pools, req, res, running.upstream, "http");
+      proxyRequest(this.pools, req, res, running.upstream, "http", running.counts);
       return;
     }
     const host = (req.headers.host ?? "").replace(/:\d+$/, "");
@@ -539,7 +568,7 @@ const kTracked = Symbol("portcullis.trackedIn");
 type PendingHandshake = { edge: Edge; running: Running; received: Buffer | undefined; current: net.Socket; timer: NodeJS.Timeout };
 type PendingSocket = net.Socket & { [kPending]: PendingHandshake };
 // secureConnecting is TLSSocket's own flag, missing from its type.
-type SecuringSocket = tls.TLSSocket & { secureConnecting: boolean; [kSecuring]: { running: Running; timer: NodeJS.Timeout } };
+type SecuringSocket = tls.TLSSocket & { secureConnecting: boolean; [kSecuring]: { running: Running; timer: NodeJS.Timeout; counted: boolean; secured: boolean } };
 
 function onClientHelloData(this: PendingSocket, chunk: Buffer) {
   const state = this[kPending];
@@ -553,7 +582,11 @@ function onClientHelloData(this: PendingSocket, chunk: Buffer) {
 
 /** One timer for the whole handshake, ClientHello included: a client that stalls anywhere in it is dropped. */
 function destroyStalled(socket: PendingSocket) {
-  socket[kPending].current.destroy();
+  const state = socket[kPending];
+  // A stall inside the TLS handshake is counted when its socket closes; one in a partial ClientHello here. A
+  // connection that never sent a byte (a TCP health check, a port scan) is not a handshake and not counted.
+  if (state.current === socket && state.received?.length) state.running.counts.handshakeErrors++;
+  state.current.destroy();
 }
 
 /**
@@ -561,7 +594,10 @@ function destroyStalled(socket: PendingSocket) {
  * their own server, as a tls.Server hands them over on 'secureConnection'.
  */
 function onSecure(this: SecuringSocket) {
-  const { running, timer } = this[kSecuring];
+  const securing = this[kSecuring];
+  const { running, timer } = securing;
+  securing.secured = true;
+  if (securing.counted) running.counts.handshakes++;
   clearTimeout(timer);
   // tls.Server clears this before 'secureConnection'; an HTTP/2 session waits for it to be cleared.
   this.secureConnecting = false;
@@ -569,8 +605,11 @@ function onSecure(this: SecuringSocket) {
   else running.httpServer.emit("connection", this);
 }
 
+/** On close: a connection that closes before its handshake completed (an error, an alert, a timeout) counts as a failed handshake. */
 function clearHandshakeTimer(this: SecuringSocket) {
-  clearTimeout(this[kSecuring].timer);
+  const securing = this[kSecuring];
+  clearTimeout(securing.timer);
+  if (!securing.secured && securing.counted) securing.running.counts.handshakeErrors++;
 }
 
 function trackSocket(this: { [kTracked]: Set<net.Socket> }, socket: net.Socket) {

@@ -12,6 +12,8 @@ import { Pool, type Dispatcher } from "undici";
 
 export type ProxiedRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type ProxiedResponse = http.ServerResponse | http2.Http2ServerResponse;
+/** Where a listener counts the requests whose upstream could not be reached or broke off (for /metrics). */
+export type UpstreamErrorCount = { upstreamErrors: number };
 
 /** A listener's upstream URL, parsed once per reload rather than once per request. */
 export type Upstream = { url: URL; origin: string; basePath: string; secure: boolean; port: number };
@@ -190,6 +192,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     readonly res: ResponseWithExchange,
     readonly upstream: Upstream,
     readonly http2Client: boolean,
+    readonly counts: UpstreamErrorCount | undefined,
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController) {
@@ -221,7 +224,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error) {
-    if (!this.clientGone) sendBadGateway(this.res, this.upstream, err);
+    if (this.clientGone) return;
+    if (this.counts) this.counts.upstreamErrors++;
+    sendBadGateway(this.res, this.upstream, err);
   }
 }
 
@@ -237,11 +242,11 @@ function onResponseDrain(this: ResponseWithExchange) {
 }
 
 /** Streams one request to the upstream and its response back, over whichever HTTP version the client speaks. */
-export function proxyRequest(pools: UpstreamPools, req: ProxiedRequest, res: ProxiedResponse, upstream: Upstream, proto: "http" | "https") {
+export function proxyRequest(pools: UpstreamPools, req: ProxiedRequest, res: ProxiedResponse, upstream: Upstream, proto: "http" | "https", counts?: UpstreamErrorCount) {
   const http2Client = isHttp2(req);
   const outbound = http2Client ? fromHttp2(req, proto) : fromHttp1(req as http.IncomingMessage, proto);
   if (!outbound.body) req.resume();
-  const exchange = new Exchange(res, upstream, http2Client);
+  const exchange = new Exchange(res, upstream, http2Client, counts);
   (res as ResponseWithExchange)[kExchange] = exchange;
   res.on("close", onResponseClose);
   try {
@@ -257,12 +262,13 @@ export function proxyRequest(pools: UpstreamPools, req: ProxiedRequest, res: Pro
     );
   } catch (err) {
     // undici refuses what it cannot send (an invalid header value, say) before any byte goes out.
+    if (counts) counts.upstreamErrors++;
     sendBadGateway(res, upstream, err as Error);
   }
 }
 
 /** Upgrades (WebSocket): replay the request head to the upstream, then splice the two sockets. */
-export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, upstream: Upstream, proto: "http" | "https") {
+export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, upstream: Upstream, proto: "http" | "https", counts?: UpstreamErrorCount) {
   const { hostname } = upstream.url;
   const upstreamSocket: net.Socket = upstream.secure
     ? tls.connect({ host: hostname, port: upstream.port, servername: net.isIP(hostname) ? undefined : hostname })
@@ -282,6 +288,7 @@ export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Bu
     socket.pipe(upstreamSocket);
   });
   upstreamSocket.on("error", () => {
+    if (counts) counts.upstreamErrors++;
     if (socket.writable) socket.end("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   });
   socket.on("error", () => upstreamSocket.destroy());

@@ -1,3 +1,4 @@
+import type net from "node:net";
 import tls from "node:tls";
 import type { Db } from "../db";
 import type { ListenerChecksTable, ListenersTable } from "../db/schema";
@@ -16,11 +17,26 @@ export type ServedCertificate = { fingerprint: string; subject: string };
 // about 12% at 10,000 mappings (bench/edge.ts).
 let checkContext: tls.SecureContext | undefined;
 
+/** "address:port" of this process's check connections in flight: the edge leaves them out of its traffic counters. */
+const checkConnections = new Set<string>();
+
+/** Whether a connection the edge accepted is one of this process's own served-certificate checks. */
+export function isServedCheckConnection(socket: net.Socket): boolean {
+  if (checkConnections.size === 0) return false;
+  const address = socket.remoteAddress ?? "";
+  // A listener on "::" sees the check's 127.0.0.1 as ::ffff:127.0.0.1.
+  return checkConnections.has(`${address.startsWith("::ffff:") ? address.slice(7) : address}:${socket.remotePort}`);
+}
+
 export function fetchServedCertificate(host: string, port: number, servername: string, timeoutMs = 5000): Promise<ServedCertificate> {
   return new Promise((resolve, reject) => {
     checkContext ??= tls.createSecureContext();
     const socket = tls.connect({ host, port, servername, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"], secureContext: checkContext });
     const timer = setTimeout(() => socket.destroy(new Error("no answer within 5 s")), timeoutMs);
+    // Registered before the ClientHello can reach an edge in this process: its read runs after this callback.
+    let own: string | undefined;
+    socket.once("connect", () => checkConnections.add((own = `${socket.localAddress}:${socket.localPort}`)));
+    socket.once("close", () => own && checkConnections.delete(own));
     socket.once("secureConnect", () => {
       clearTimeout(timer);
       const cert = socket.getPeerX509Certificate();
