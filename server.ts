@@ -1,9 +1,9 @@
 import crypto from "node:crypto";
-import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import next from "next";
-import { checkTlsMode, prepareRequest, trustedProxyList } from "./lib/console/http";
+import { createConsoleServer } from "./lib/console/server";
+import { checkTlsEnvironment, ConsoleTlsStartupError } from "./lib/console/tls-env";
 import type { Config } from "./lib/config";
 import { describeDatabase } from "./lib/db/connection";
 import { closeEventFeeds } from "./lib/events/feed";
@@ -13,12 +13,12 @@ import { countUsers, issueSetupToken } from "./lib/users";
 
 const projectRoot = path.dirname(fileURLToPath(import.meta.url));
 
-/** The console: our HTTP server around Next.js's request handler. Resolves once it listens. */
+/** The console: our HTTP(S) server around Next.js's request handler. Resolves once it listens. */
 export async function startConsole(config: Config) {
   const log = setLoggerName("console");
-  const tls = checkTlsMode(config);
-  if (!tls.ok) {
-    process.stderr.write(`Portcullis cannot start the console: ${tls.message}\n`);
+  const env = checkTlsEnvironment(config);
+  if (!env.ok) {
+    process.stderr.write(`Portcullis cannot start the console: ${env.message}\n`);
     process.exit(2);
   }
   const { db, keyring } = await prepareProcess(config, (m) => log.info(m));
@@ -31,19 +31,19 @@ export async function startConsole(config: Config) {
   const app = next({ dev: false, dir: projectRoot, hostname: config.host, port: config.port, quiet: true });
   await app.prepare();
   const handle = app.getRequestHandler();
-  const trusted = trustedProxyList(config.tls.trustedProxies);
 
-  const server = http.createServer((req, res) => {
-    prepareRequest(req, res, { config, trusted, tls: false });
-    handle(req, res).catch((err: unknown) => {
-      log.error({ err }, "request failed");
-      if (!res.headersSent) {
-        res.statusCode = 500;
-        res.end("Internal error; see the console log.");
-      }
-    });
-  });
-  server.keepAliveTimeout = 65_000;
+  let consoleServer;
+  try {
+    consoleServer = await createConsoleServer({ config, db, keyring, log, handler: (req, res) => handle(req, res) });
+  } catch (err) {
+    if (err instanceof ConsoleTlsStartupError) {
+      process.stderr.write(`Portcullis cannot start the console: ${err.message}\n`);
+      await db.destroy().catch(() => {});
+      process.exit(2);
+    }
+    throw err;
+  }
+  const { server } = consoleServer;
 
   let stopping = false;
   const stop = async () => {
@@ -52,9 +52,7 @@ export async function startConsole(config: Config) {
     log.info("console stopping");
     // Open event streams end now, so that their connections do not hold the shutdown.
     closeEventFeeds();
-    server.close();
-    server.closeIdleConnections();
-    setTimeout(() => server.closeAllConnections(), 5000).unref();
+    void consoleServer.close(); // stops accepting, closes idle connections, the rest after 5 s
     await app.close().catch(() => {});
     await db.destroy().catch(() => {});
     process.exit(0);
@@ -62,21 +60,14 @@ export async function startConsole(config: Config) {
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (err: NodeJS.ErrnoException) => {
-      if (err.code === "EADDRINUSE") {
-        reject(new Error(`port ${config.port} on ${config.host} is already in use; stop what uses it or set PORTCULLIS_PORT`));
-      } else if (err.code === "EACCES") {
-        reject(new Error(`not allowed to listen on ${config.host}:${config.port}; use a port above 1023 or grant the capability`));
-      } else reject(err);
-    });
-    server.listen(config.port, config.host, resolve);
-  });
-
-  const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host;
-  const url = config.publicUrl ?? `http://${hostForUrl}:${config.port}`;
-  log.info({ url, database: describeDatabase(config.database) }, "console listening");
+  const url = config.publicUrl ?? consoleServer.url;
+  const served = consoleServer.tls.served;
+  log.info({ url, database: describeDatabase(config.database), tlsMode: consoleServer.tls.mode, fingerprint: served?.fingerprintSha256 }, "console listening");
   const lines = [`Portcullis console: ${url}`, `Database: ${describeDatabase(config.database)}`];
+  if (served) {
+    lines.push(`TLS: ${consoleServer.tls.mode}, serving ${served.subject} (SHA-256 ${served.fingerprintSha256})`);
+    if (served.kind === "local_ca") lines.push(`  Browsers will warn until you trust the local CA: ${url.replace(/\/$/, "")}/api/v1/ca?format=pem`);
+  }
   if ((await countUsers(db)) === 0) {
     const token = await issueSetupToken(db);
     lines.push(

@@ -1,3 +1,4 @@
+import net from "node:net";
 import path from "node:path";
 import { z } from "zod";
 
@@ -40,6 +41,15 @@ function isResolverEntry(entry: string): boolean {
   return port >= 1 && port <= 65535;
 }
 
+/** "10.0.0.1", "10.0.0.0/8", "::1", "fd00::/8". */
+function isAddressOrCidr(entry: string): boolean {
+  const [address, bits, ...rest] = entry.split("/");
+  const family = net.isIP(address);
+  if (!family || rest.length) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
 const databaseUrl = z
   .string()
   .trim()
@@ -59,6 +69,10 @@ const envSchema = z
     PORTCULLIS_SECRET: z
       .string()
       .min(32, "must be at least 32 characters (generate one with: openssl rand -base64 32)")
+      .optional(),
+    // During a key rotation: the secret(s) PORTCULLIS_SECRET replaced, comma-separated; they still open.
+    PORTCULLIS_SECRET_PREVIOUS: commaList
+      .refine((list) => list.every((s) => s.length >= 32), { message: "each comma-separated secret must be at least 32 characters" })
       .optional(),
     PORTCULLIS_ADMIN_EMAIL: z.email({ error: "must be an email address, like admin@example.com" }).optional(),
     PORTCULLIS_ADMIN_PASSWORD: z.string().min(10, "must be at least 10 characters").optional(),
@@ -92,6 +106,15 @@ const envSchema = z
       ),
     PORTCULLIS_WORKER_HEALTH_PORT: port.default(8444),
     PORTCULLIS_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `accepted values: ${LOG_LEVELS.join(", ")}` }).default("info"),
+    PORTCULLIS_METRICS_TOKEN: z
+      .string()
+      .trim()
+      .min(16, "must be at least 16 characters (generate one with: openssl rand -hex 24)")
+      .regex(/^\S+$/, "must not contain spaces")
+      .optional(),
+    PORTCULLIS_METRICS_ALLOW: commaList
+      .refine((list) => list.every(isAddressOrCidr), { message: "accepted values: comma-separated addresses or CIDR ranges, like 127.0.0.1,10.0.0.0/8,::1" })
+      .optional(),
   })
   .superRefine((env, ctx) => {
     if (Boolean(env.PORTCULLIS_ADMIN_EMAIL) !== Boolean(env.PORTCULLIS_ADMIN_PASSWORD)) {
@@ -110,9 +133,13 @@ export type Config = {
   publicUrl?: string;
   database: { kind: "sqlite"; file: string } | { kind: "postgres"; url: string };
   secret?: string;
+  /** PORTCULLIS_SECRET_PREVIOUS: older secrets that still open sealed values (key rotation). */
+  previousSecrets?: string[];
   admin?: { email: string; password: string };
   tls: {
     mode: (typeof TLS_MODES)[number];
+    /** Whether PORTCULLIS_TLS_MODE was set (it then wins over the mode chosen in Settings → TLS). */
+    modeFromEnv: boolean;
     certFile?: string;
     keyFile?: string;
     sans: string[];
@@ -125,6 +152,8 @@ export type Config = {
   workerRoles: (typeof WORKER_ROLES)[number][];
   workerHealthPort: number;
   logLevel: (typeof LOG_LEVELS)[number];
+  /** Who may read /metrics besides API tokens: a bearer token, and addresses that need none. */
+  metrics: { token?: string; allow: string[] };
 };
 
 export class ConfigError extends Error {
@@ -143,7 +172,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? "environment");
         const value = present[name];
-        const shown = value === undefined || /SECRET|PASSWORD/.test(name) ? "" : ` (got "${value}")`;
+        const shown = value === undefined || /SECRET|PASSWORD|TOKEN/.test(name) ? "" : ` (got "${value}")`;
         return `${name}${shown}: ${issue.message}`;
       }),
     );
@@ -165,12 +194,14 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     publicUrl: e.PORTCULLIS_PUBLIC_URL,
     database,
     secret: e.PORTCULLIS_SECRET,
+    previousSecrets: e.PORTCULLIS_SECRET_PREVIOUS ?? [],
     admin:
       e.PORTCULLIS_ADMIN_EMAIL && e.PORTCULLIS_ADMIN_PASSWORD
         ? { email: e.PORTCULLIS_ADMIN_EMAIL.toLowerCase(), password: e.PORTCULLIS_ADMIN_PASSWORD }
         : undefined,
     tls: {
       mode: e.PORTCULLIS_TLS_MODE,
+      modeFromEnv: present.PORTCULLIS_TLS_MODE !== undefined,
       certFile: e.PORTCULLIS_TLS_CERT,
       keyFile: e.PORTCULLIS_TLS_KEY,
       sans: e.PORTCULLIS_TLS_SANS ?? [],
@@ -188,6 +219,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     workerRoles: e.PORTCULLIS_WORKER_ROLES,
     workerHealthPort: e.PORTCULLIS_WORKER_HEALTH_PORT,
     logLevel: e.PORTCULLIS_LOG_LEVEL,
+    metrics: { token: e.PORTCULLIS_METRICS_TOKEN, allow: e.PORTCULLIS_METRICS_ALLOW ?? [] },
   };
 }
 
