@@ -1,21 +1,23 @@
 import type { Config } from "./config";
 import { getDatabase, type Db } from "./db";
 import { migrateToLatest } from "./db/migrate";
-import { Keyring, loadSealingKey, SealError, BACKUP_NOTE } from "./crypto/seal";
+import { Keyring, loadKeyring, SealError, BACKUP_NOTE } from "./crypto/seal";
 import { nowIso } from "./ids";
 import { ensureAdminFromEnvironment } from "./users";
 
 const holder = globalThis as unknown as { __portcullisKeyring?: Keyring };
 
-const SEAL_CHECK_KEY = "seal_check";
-const SEAL_CHECK_CONTEXT = "seal-check";
+export const SEAL_CHECK_KEY = "seal_check";
+export const SEAL_CHECK_CONTEXT = "seal-check";
+
+/** The keyring the configuration names: PORTCULLIS_SECRET (+ _PREVIOUS), or the data directory's key files. */
+export function keyringFromConfig(config: Config) {
+  return loadKeyring({ secret: config.secret, previousSecrets: config.previousSecrets, dataDir: config.dataDir });
+}
 
 /** The sealing keyring of this process (loaded from the configuration on first use). */
 export function getKeyring(config: Config): Keyring {
-  if (!holder.__portcullisKeyring) {
-    const { key } = loadSealingKey({ secret: config.secret, dataDir: config.dataDir });
-    holder.__portcullisKeyring = new Keyring(key);
-  }
+  holder.__portcullisKeyring ??= keyringFromConfig(config).keyring;
   return holder.__portcullisKeyring;
 }
 
@@ -55,8 +57,7 @@ export async function prepareProcess(config: Config, log: (message: string) => v
   const { db, kind } = getDatabase();
   const applied = await migrateToLatest(db, kind);
   if (applied.length) log(`database migrated: ${applied.join(", ")}`);
-  const { key, source, created } = loadSealingKey({ secret: config.secret, dataDir: config.dataDir });
-  const keyring = new Keyring(key);
+  const { keyring, source, created } = keyringFromConfig(config);
   setKeyring(keyring);
   if (created) process.stderr.write(BACKUP_NOTE(source));
   await verifySealingKey(db, keyring);

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { Keyring, loadSealingKey, SealError, sealingKeyFromBytes, sealingKeyFromSecret } from "./seal";
+import { envelopeKeyId, Keyring, loadKeyring, loadSealingKey, SealError, sealingKeyFromBytes, sealingKeyFromSecret, writeKeyFile } from "./seal";
 
 const keyring = () => new Keyring(sealingKeyFromBytes(crypto.randomBytes(32)));
 
@@ -95,5 +95,55 @@ describe("sealing", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("a running process's keyring follows a rotation made by another: it reads secret.key.next and the renamed files when it meets an unknown key id", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "portcullis-seal-"));
+    try {
+      const running = loadKeyring({ dataDir: dir }).keyring;
+      const before = running.seal("old value", "c");
+      const nextBytes = crypto.randomBytes(32);
+      const next = new Keyring(sealingKeyFromBytes(nextBytes));
+      const sealedByRotation = next.seal("re-sealed", "c");
+      expect(() => running.open(sealedByRotation, "c")).toThrow(/does not have/);
+
+      writeKeyFile(path.join(dir, "secret.key.next"), nextBytes);
+      expect(fs.statSync(path.join(dir, "secret.key.next")).mode & 0o777).toBe(0o600);
+      expect(running.open(sealedByRotation, "c")).toBe("re-sealed");
+      // Until the rename, secret.key still seals.
+      expect(envelopeKeyId(running.seal("x", "c"))).toBe(envelopeKeyId(before));
+
+      fs.copyFileSync(path.join(dir, "secret.key"), path.join(dir, "secret.key.previous"));
+      fs.renameSync(path.join(dir, "secret.key.next"), path.join(dir, "secret.key"));
+      expect(envelopeKeyId(running.seal("x", "c"))).toBe(next.current.id);
+      expect(running.open(before, "c")).toBe("old value");
+      const fresh = loadKeyring({ dataDir: dir }).keyring;
+      expect(fresh.current.id).toBe(next.current.id);
+      expect(fresh.open(before, "c")).toBe("old value");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("never generates a new key over a rotation's files: secret.key.next stands in for a missing secret.key", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "portcullis-seal-"));
+    try {
+      const bytes = crypto.randomBytes(32);
+      writeKeyFile(path.join(dir, "secret.key.next"), bytes);
+      const loaded = loadSealingKey({ dataDir: dir });
+      expect(loaded).toMatchObject({ created: false });
+      expect(loaded.key.id).toBe(sealingKeyFromBytes(bytes).id);
+      expect(fs.existsSync(path.join(dir, "secret.key"))).toBe(false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("opens with PORTCULLIS_SECRET_PREVIOUS and seals with PORTCULLIS_SECRET", () => {
+    const old = new Keyring(sealingKeyFromSecret("o".repeat(32)));
+    const sealed = old.seal("x", "c");
+    const { keyring } = loadKeyring({ secret: "n".repeat(32), previousSecrets: ["o".repeat(32)], dataDir: "/nonexistent" });
+    expect(keyring.open(sealed, "c")).toBe("x");
+    expect(envelopeKeyId(keyring.seal("y", "c"))).toBe(sealingKeyFromSecret("n".repeat(32)).id);
   });
 });
