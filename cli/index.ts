@@ -1,82 +1,43 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
-import readline from "node:readline";
 import { fileURLToPath } from "node:url";
-import { Command, InvalidArgumentError } from "commander";
-import { requestRenewal } from "../lib/acme/certificates";
-import { CLI_ACTOR } from "../lib/audit";
-import { getCertificate, listCertificates } from "../lib/certificates";
-import { ConfigError, loadConfigOrExit } from "../lib/config";
-import { SealError } from "../lib/crypto/seal";
-import { getDatabase } from "../lib/db";
-import { migrateToLatest, MigrationError } from "../lib/db/migrate";
-import { AppError } from "../lib/errors";
-import { listListeners, listMappings } from "../lib/listeners";
-import { relativeTime } from "../lib/format";
-import { prepareProcess } from "../lib/runtime";
-import { createApiToken } from "../lib/tokens";
-import { createUser, roleSchema } from "../lib/users";
+import { Command, CommanderError } from "commander";
+import { addBackupCommands, addSecretCommands } from "./backup";
 import { ensureBuild } from "./build";
+import { addCertCommands } from "./cert";
+import { addEventsCommand } from "./events";
+import { addListenerCommands } from "./listener";
+import { EXIT, EXIT_CODES_HELP, UsageError } from "./output";
+import { addTokenCommands, addUserCommands } from "./users";
+
+// The library is imported inside each action: `portcullis --help` and a `cert list` should not wait for
+// the console, the ACME client and the PKI code to load.
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const bin = path.join(root, "bin", "portcullis.mjs");
 
-// Exit codes scripts can rely on.
-export const EXIT = { ok: 0, error: 1, usage: 2, notFound: 3, denied: 4 } as const;
+export { EXIT };
 
-async function readSecretLine(prompt: string): Promise<string> {
-  if (!process.stdin.isTTY) {
-    const rl = readline.createInterface({ input: process.stdin });
-    for await (const line of rl) {
-      rl.close();
-      return line;
-    }
-    return "";
-  }
-  process.stdout.write(prompt);
-  return new Promise((resolve) => {
-    const stdin = process.stdin;
-    stdin.setRawMode(true);
-    stdin.resume();
-    let value = "";
-    const onData = (chunk: Buffer) => {
-      for (const ch of chunk.toString("utf8")) {
-        if (ch === "\r" || ch === "\n") {
-          stdin.setRawMode(false);
-          stdin.pause();
-          stdin.off("data", onData);
-          process.stdout.write("\n");
-          resolve(value);
-          return;
-        }
-        if (ch === "\u0003") process.exit(130);
-        if (ch === "\u007f") value = value.slice(0, -1);
-        else value += ch;
-      }
-    };
-    stdin.on("data", onData);
-  });
-}
-
-async function withDatabase<T>(fn: (db: Awaited<ReturnType<typeof prepareProcess>>["db"]) => Promise<T>): Promise<T> {
-  const config = loadConfigOrExit();
-  const { db } = await prepareProcess(config);
-  try {
-    return await fn(db);
-  } finally {
-    await db.destroy();
-  }
-}
+// A reader that stops early (`portcullis events --follow | head -1`) is a normal end, not a crash.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(EXIT.ok);
+});
 
 const program = new Command()
   .name("portcullis")
   .description("Portcullis: a self-hosted TLS certificate console")
-  .showHelpAfterError();
+  .showHelpAfterError("(add --help for usage)")
+  // Usage errors come back as exceptions, so that they exit with EXIT.usage rather than commander's 1.
+  .exitOverride()
+  .addHelpText("after", EXIT_CODES_HELP);
 
 program
   .command("serve")
   .description("run the console and the worker together (what `npm start` does)")
   .action(async () => {
+    const { loadConfigOrExit } = await import("../lib/config");
+    const { getDatabase } = await import("../lib/db");
+    const { migrateToLatest } = await import("../lib/db/migrate");
     loadConfigOrExit();
     // Migrate once here, so that the two children find the schema ready.
     const { db, kind } = getDatabase();
@@ -114,7 +75,15 @@ program
   .command("console")
   .description("run the console (web UI and REST API) only")
   .action(async () => {
+    const { loadConfigOrExit } = await import("../lib/config");
     const config = loadConfigOrExit();
+    // TLS refusals (bad mode, provided files) need neither a build nor a database.
+    const { checkTlsEnvironment } = await import("../lib/console/tls-env");
+    const tlsCheck = checkTlsEnvironment(config);
+    if (!tlsCheck.ok) {
+      process.stderr.write(`Portcullis cannot start the console: ${tlsCheck.message}\n`);
+      process.exit(2);
+    }
     ensureBuild(root);
     const { startConsole } = await import("../server");
     await startConsole(config);
@@ -124,6 +93,7 @@ program
   .command("worker")
   .description("run the worker (engine and edge roles) only")
   .action(async () => {
+    const { loadConfigOrExit } = await import("../lib/config");
     const { startWorker } = await import("../worker/index");
     await startWorker(loadConfigOrExit());
   });
@@ -131,156 +101,53 @@ program
 program
   .command("migrate")
   .description("bring the database schema up to date")
-  .action(async () => {
+  .option("--json", "print the migrations applied as JSON")
+  .action(async (opts: { json?: boolean }) => {
+    const { loadConfigOrExit } = await import("../lib/config");
+    const { getDatabase } = await import("../lib/db");
+    const { migrateToLatest } = await import("../lib/db/migrate");
     loadConfigOrExit();
     const { db, kind } = getDatabase();
-    const applied = await migrateToLatest(db, kind);
-    await db.destroy();
-    console.log(applied.length ? `applied: ${applied.join(", ")}` : "the database is up to date");
+    const applied = await migrateToLatest(db, kind).finally(() => db.destroy());
+    if (opts.json) process.stdout.write(`${JSON.stringify({ applied })}\n`);
+    else process.stdout.write(applied.length ? `applied: ${applied.join(", ")}\n` : "the database is up to date\n");
   });
 
-const user = program.command("user").description("manage users");
-user
-  .command("add")
-  .description("create a user; the password is read from a prompt, or from standard input")
-  .requiredOption("--email <email>", "the user's email address")
-  .option("--role <role>", "admin or viewer", (v) => {
-    const r = roleSchema.safeParse(v);
-    if (!r.success) throw new InvalidArgumentError("accepted values: admin, viewer");
-    return r.data;
-  }, "admin")
-  .option("--json", "print the result as JSON")
-  .action(async (opts: { email: string; role: "admin" | "viewer"; json?: boolean }) => {
-    const password = await readSecretLine("Password (10+ characters): ");
-    const created = await withDatabase((db) => createUser(db, CLI_ACTOR, { email: opts.email, password, role: opts.role }));
-    if (opts.json) console.log(JSON.stringify(created));
-    else console.log(`created ${created.role} ${created.email} (${created.id})`);
-  });
+addCertCommands(program);
+addListenerCommands(program);
+addEventsCommand(program);
+addUserCommands(program);
+addTokenCommands(program);
+addBackupCommands(program);
+addSecretCommands(program);
 
-const token = program.command("token").description("manage API tokens");
-token
-  .command("create")
-  .description("create an API token for a user; the token is printed once")
-  .requiredOption("--user <email>", "the owner; the token acts with this user's role")
-  .requiredOption("--name <name>", "what the token is for")
-  .option("--json", "print the result as JSON")
-  .action(async (opts: { user: string; name: string; json?: boolean }) => {
-    const created = await withDatabase(async (db) => {
-      const owner = await db.selectFrom("users").select("id").where("email", "=", opts.user.trim().toLowerCase()).executeTakeFirst();
-      if (!owner) throw new AppError("not_found", `no user with the email ${opts.user}; create one with: portcullis user add --email ${opts.user}`);
-      return createApiToken(db, CLI_ACTOR, { userId: owner.id, name: opts.name });
-    });
-    if (opts.json) console.log(JSON.stringify(created));
-    else console.log(created.token);
-  });
-
-const cert = program.command("cert").description("inspect and renew certificates");
-cert
-  .command("list")
-  .description("list certificates, newest first")
-  .option("--json", "print JSON")
-  .option("--limit <n>", "how many (1-200)", "200")
-  .action(async (opts: { json?: boolean; limit: string }) => {
-    const page = await withDatabase((db) => listCertificates(db, { limit: Number(opts.limit) }));
-    if (opts.json) {
-      console.log(JSON.stringify(page.items, null, 2));
-      return;
-    }
-    if (!page.items.length) {
-      console.log("no certificates");
-      return;
-    }
-    const rows = page.items.map((c) => [c.id, c.name, c.status, c.source, relativeTime(c.notAfter), c.domains.join(",")]);
-    const header = ["ID", "NAME", "STATUS", "SOURCE", "EXPIRES", "NAMES"];
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    for (const r of [header, ...rows]) console.log(r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i]))).join("  "));
-  });
-cert
-  .command("info <idOrName>")
-  .description("show one certificate")
-  .option("--json", "print JSON")
-  .action(async (idOrName: string, opts: { json?: boolean }) => {
-    const found = await withDatabase((db) => getCertificate(db, idOrName));
-    if (!found) throw new AppError("not_found", `no certificate with the id or name "${idOrName}"`);
-    const { chainPem, ...rest } = found;
-    if (opts.json) {
-      console.log(JSON.stringify({ ...rest, chainPem }, null, 2));
-      return;
-    }
-    const lines: [string, string][] = [
-      ["ID", found.id],
-      ["Name", found.name],
-      ["Status", found.status],
-      ["Source", found.source],
-      ["Names", found.domains.join(", ")],
-      ["Subject", found.subject ?? "—"],
-      ["Issuer", found.issuer ?? "—"],
-      ["Serial", found.serial ?? "—"],
-      ["SHA-256", found.fingerprintSha256 ?? "—"],
-      ["Not before", found.notBefore ?? "—"],
-      ["Not after", `${found.notAfter ?? "—"} (${relativeTime(found.notAfter)})`],
-      ["Key type", found.keyType],
-      ["Versions", String(found.versions.length)],
-      ["Renewal", found.renewAt ? `${found.renewAt}: ${found.renewReason ?? ""}` : (found.renewReason ?? "—")],
-      ...(found.lastError ? ([["Last error", found.lastError], ["Next try", found.nextAttemptAt ?? "—"]] as [string, string][]) : []),
-    ];
-    for (const [k, v] of lines) console.log(`${k.padEnd(12)} ${v}`);
-  });
-
-cert
-  .command("renew <idOrName>")
-  .description("renew an ACME certificate now (or retry a failed one); the worker acts within a second")
-  .option("--force", "send the order even if the Let's Encrypt rate-limit ledger refuses it")
-  .option("--json", "print JSON")
-  .action(async (idOrName: string, opts: { force?: boolean; json?: boolean }) => {
-    const updated = await withDatabase((db) => requestRenewal(db, CLI_ACTOR, idOrName, { force: opts.force }));
-    if (opts.json) console.log(JSON.stringify({ id: updated.id, status: updated.status, nextAttemptAt: updated.nextAttemptAt }));
-    else console.log(`renewal of ${updated.name} (${updated.id}) requested; follow it on the certificate's page or with: portcullis cert info ${updated.id}`);
-  });
-
-const listener = program.command("listener").description("inspect listeners");
-listener
-  .command("list")
-  .description("list listeners and their mappings")
-  .option("--json", "print JSON")
-  .action(async (opts: { json?: boolean }) => {
-    const rows = await withDatabase(async (db) =>
-      Promise.all((await listListeners(db)).map(async (l) => ({ ...l, mappings: await listMappings(db, l.id) }))),
-    );
-    if (opts.json) {
-      console.log(JSON.stringify(rows, null, 2));
-      return;
-    }
-    if (!rows.length) {
-      console.log("no listeners");
-      return;
-    }
-    for (const l of rows) {
-      const target = l.kind === "https" ? `→ ${l.upstreamUrl}` : l.httpAction === "proxy" ? `→ ${l.upstreamUrl}` : `→ redirect to https (:${l.redirectPort})`;
-      console.log(`${l.id}  ${l.name}  ${l.kind}://${l.bindAddress}:${l.port}  ${target}${l.enabled ? "" : "  (disabled)"}`);
-      for (const m of l.mappings) console.log(`    ${m.hostname} → ${m.certificateName}${m.warnings.length ? `  ! ${m.warnings.join("; ")}` : ""}`);
-    }
-  });
-
-function exitCodeFor(err: unknown): number {
+async function exitCodeFor(err: unknown): Promise<number> {
+  if (err instanceof UsageError) return EXIT.usage;
+  const { AppError } = await import("../lib/errors");
   if (err instanceof AppError) {
     if (err.code === "not_found") return EXIT.notFound;
     if (err.code === "forbidden" || err.code === "unauthenticated") return EXIT.denied;
-    return EXIT.usage;
+    return EXIT.error;
   }
+  const { ConfigError } = await import("../lib/config");
+  if (err instanceof ConfigError) return EXIT.usage;
   return EXIT.error;
 }
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof AppError) {
-    const fields = err.fieldErrors ? Object.entries(err.fieldErrors).map(([k, v]) => `\n  ${k}: ${v.join("; ")}`).join("") : "";
-    process.stderr.write(`portcullis: ${err.message}${fields}\n`);
-  } else if (err instanceof ConfigError || err instanceof SealError || err instanceof MigrationError) {
-    process.stderr.write(`portcullis: ${err.message}\n`);
-  } else if (err instanceof Error) {
-    process.stderr.write(`portcullis: ${err.message}\n`);
-  } else {
-    process.stderr.write(`portcullis: ${String(err)}\n`);
+async function report(err: unknown) {
+  // Commander has printed its own message (and the help, for --help) already.
+  if (err instanceof CommanderError) {
+    const success = err.exitCode === 0 || err.code === "commander.helpDisplayed" || err.code === "commander.version";
+    process.exit(success ? EXIT.ok : EXIT.usage);
   }
-  process.exit(exitCodeFor(err));
-});
+  const { AppError } = await import("../lib/errors");
+  let message = err instanceof Error ? err.message : String(err);
+  if (err instanceof AppError && err.fieldErrors) {
+    message += Object.entries(err.fieldErrors).map(([field, messages]) => `\n  ${field}: ${messages.join("; ")}`).join("");
+  }
+  // Never a stack trace: the message is what the user can act on.
+  process.stderr.write(`portcullis: ${message}\n`);
+  process.exit(await exitCodeFor(err));
+}
+
+program.parseAsync(process.argv).catch(report);
