@@ -2,6 +2,7 @@ import http from "node:http";
 import type { Config } from "../lib/config";
 import { configureAcmeTransport } from "../lib/acme/client";
 import { AcmeEngine } from "../lib/acme/engine";
+import { AlertDispatcher } from "../lib/alerts/dispatcher";
 import { dnsSettings } from "../lib/dns/credentials";
 import { pruneLedger } from "../lib/acme/ratelimit";
 import { markExpiredCertificates } from "../lib/certificates";
@@ -26,6 +27,7 @@ export async function startWorker(config: Config) {
   const abort = new AbortController();
   let edge: Edge | undefined;
   let engine: AcmeEngine | undefined;
+  let alerts: AlertDispatcher | undefined;
   const state = { startedAt: new Date().toISOString(), lastSweepAt: null as string | null, lastSweepError: null as string | null };
 
   const health = http.createServer((req, res) => {
@@ -77,6 +79,9 @@ export async function startWorker(config: Config) {
     // DNS-01 reaches Cloudflare at PORTCULLIS_CLOUDFLARE_API_URL and checks propagation on PORTCULLIS_DNS_RESOLVERS (or each zone's name servers).
     engine = new AcmeEngine({ db, keyring, log, dns: { settings: dnsSettings(config) } });
     engine.start();
+    // Webhook alerts (one per problem) and expiry notices; deliveries are claimed with a lease.
+    alerts = new AlertDispatcher({ db, keyring, log });
+    alerts.start();
   }
   if (config.workerRoles.includes("edge")) {
     edge = new Edge({ db, keyring, log });
@@ -89,7 +94,7 @@ export async function startWorker(config: Config) {
     log.info("worker stopping");
     abort.abort();
     health.close();
-    await Promise.all([edge?.stop(), engine?.stop()]);
+    await Promise.all([edge?.stop(), engine?.stop(), alerts?.stop()]);
     closeEventFeeds();
     await sweeping;
     await db.destroy().catch(() => {});

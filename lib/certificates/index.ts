@@ -388,7 +388,7 @@ export async function dashboardSummary(db: Db, now: Date = new Date()) {
 export async function markExpiredCertificates(db: Db, now: Date = new Date()): Promise<number> {
   const due = await db
     .selectFrom("certificates")
-    .select(["id", "name", "not_after"])
+    .select(["id", "name", "not_after", "fingerprint_sha256"])
     .where("status", "in", ["active", "renewing", "failed"])
     .where("not_after", "<=", now.toISOString())
     .execute();
@@ -399,12 +399,21 @@ export async function markExpiredCertificates(db: Db, now: Date = new Date()): P
       .where("id", "=", cert.id)
       .where("status", "!=", "expired")
       .executeTakeFirst();
-    if (Number(updated.numUpdatedRows) > 0) {
+    // One tls.expired per version (expiry_notices threshold 0): a retried, still expired version is not announced again.
+    if (Number(updated.numUpdatedRows) === 0) continue;
+    const first = !cert.fingerprint_sha256 || (await db
+      .insertInto("expiry_notices")
+      .values({ certificate_id: cert.id, fingerprint_sha256: cert.fingerprint_sha256, threshold_days: 0, at: nowIso(now) })
+      .onConflict((oc) => oc.columns(["certificate_id", "fingerprint_sha256", "threshold_days"]).doNothing())
+      .returning("threshold_days")
+      .executeTakeFirst()) !== undefined;
+    if (first) {
       await recordEvent(db, {
         type: "tls.expired",
         severity: "error",
         certificateId: cert.id,
         message: `certificate "${cert.name}" expired at ${cert.not_after}`,
+        detail: { fingerprintSha256: cert.fingerprint_sha256, notAfter: cert.not_after },
       }, now);
     }
   }
