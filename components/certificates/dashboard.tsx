@@ -1,10 +1,20 @@
+"use client";
+
 import Link from "next/link";
+import { AttentionList } from "@/components/dashboard/attention-list";
+import { ExpiryTimeline } from "@/components/dashboard/expiry-timeline";
+import { useDashboard } from "@/components/dashboard/use-dashboard";
 import { StatusBadge } from "@/components/ui/badge";
-import type { dashboardSummary } from "@/lib/certificates";
+import type { DashboardOverview } from "@/lib/dashboard";
 import { CERTIFICATE_STATUSES } from "@/lib/db/schema";
 import { relativeTime, SOURCE_LABELS } from "@/lib/format";
 
-export function Dashboard({ summary }: { summary: Awaited<ReturnType<typeof dashboardSummary>> }) {
+/** Counts, what needs attention, the 90-day timeline and the soonest expiries; kept current by the live stream. */
+export function Dashboard({ initial }: { initial: DashboardOverview }) {
+  const { data } = useDashboard(initial);
+  const { summary, timeline, attention } = data;
+  // Relative times are computed against the data's own clock: the server's render and the browser's agree.
+  const now = new Date(data.generatedAt);
   return (
     <div className="space-y-8">
       <h1 className="text-2xl font-bold">Dashboard</h1>
@@ -24,6 +34,8 @@ export function Dashboard({ summary }: { summary: Awaited<ReturnType<typeof dash
           </p>
         ) : null}
       </section>
+      <AttentionList attention={attention} />
+      <ExpiryTimeline timeline={timeline} generatedAt={data.generatedAt} />
       <section aria-labelledby="soonest-heading" className="space-y-3">
         <h2 id="soonest-heading" className="text-lg font-semibold">
           Expiring soonest
@@ -47,7 +59,10 @@ export function Dashboard({ summary }: { summary: Awaited<ReturnType<typeof dash
                   <p className="text-xs text-slate-500">{SOURCE_LABELS[c.source] ?? c.source}</p>
                 </div>
                 <div className="flex items-center gap-3 text-sm">
-                  <span>{c.notAfter && Date.parse(c.notAfter) < Date.now() ? "expired " : "expires "}{relativeTime(c.notAfter)}</span>
+                  <span>
+                    {c.notAfter && Date.parse(c.notAfter) < now.getTime() ? "expired " : "expires "}
+                    {relativeTime(c.notAfter, now)}
+                  </span>
                   <StatusBadge status={c.status} />
                 </div>
               </li>
