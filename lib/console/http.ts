@@ -74,27 +74,17 @@ export function prepareRequest(
   return { clientIp, https };
 }
 
-/** The console's TLS modes that this version runs; the others stop the process with a clear reason. */
+/**
+ * Whether the mode in the environment lets the console start on this bind address (no files or
+ * database read here; lib/console/tls-manager.ts checkTlsEnvironment adds the provided files' checks).
+ */
 export function checkTlsMode(config: Config): { ok: true } | { ok: false; message: string } {
   const { mode } = config.tls;
-  const loopback = isLoopbackHost(config.host);
-  if (mode === "auto" && loopback) return { ok: true };
-  if (mode === "off") {
-    if (loopback || config.tls.allowInsecureHttp) return { ok: true };
+  if (mode === "off" && !isLoopbackHost(config.host) && !config.tls.allowInsecureHttp) {
     return {
       ok: false,
       message: `PORTCULLIS_TLS_MODE=off on ${config.host} would send passwords unencrypted over the network. Bind to 127.0.0.1, run behind a TLS proxy (PORTCULLIS_TLS_MODE=behind_proxy), or accept the risk with PORTCULLIS_ALLOW_INSECURE_HTTP=true.`,
     };
   }
-  if (mode === "behind_proxy") return { ok: true };
-  if (mode === "auto") {
-    return {
-      ok: false,
-      message: `PORTCULLIS_TLS_MODE=auto on the non-loopback address ${config.host} needs the local CA, which this version does not have yet. Bind to 127.0.0.1, or use PORTCULLIS_TLS_MODE=behind_proxy behind a TLS-terminating proxy.`,
-    };
-  }
-  return {
-    ok: false,
-    message: `PORTCULLIS_TLS_MODE=${mode} is not available in this version yet. Accepted now: auto (on 127.0.0.1), off, behind_proxy.`,
-  };
+  return { ok: true };
 }

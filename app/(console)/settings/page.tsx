@@ -1,16 +1,26 @@
 import type { Metadata } from "next";
 import Link from "next/link";
 import { getConfig } from "@/lib/config";
+import { getConsoleTlsStatus } from "@/lib/console/tls-status";
+import { getDb } from "@/lib/db";
 import { describeDatabase } from "@/lib/db/connection";
 
 export const metadata: Metadata = { title: "Settings" };
 
-export default function SettingsPage() {
+export default async function SettingsPage() {
   const config = getConfig();
+  const tls = await getConsoleTlsStatus(getDb(), config);
+  const tlsSource = tls.modeSource === "env" ? `set by ${tls.locked.mode ?? "PORTCULLIS_TLS_MODE"}` : tls.modeSource === "settings" ? "chosen in Settings → TLS" : "default";
   return (
     <div className="space-y-6">
       <h1 className="text-2xl font-bold">Settings</h1>
       <ul className="grid gap-3 sm:grid-cols-2">
+        <li>
+          <Link href="/settings/tls" className="block rounded-lg bg-white p-4 ring-1 ring-slate-200 hover:ring-indigo-300">
+            <span className="font-semibold">TLS</span>
+            <span className="block text-sm text-slate-600">The console&apos;s own HTTPS: mode, certificate served, local CA, Let&apos;s Encrypt.</span>
+          </Link>
+        </li>
         <li>
           <Link href="/settings/tokens" className="block rounded-lg bg-white p-4 ring-1 ring-slate-200 hover:ring-indigo-300">
             <span className="font-semibold">API tokens</span>
@@ -36,6 +46,18 @@ export default function SettingsPage() {
           </Link>
         </li>
         <li>
+          <Link href="/settings/alerts" className="block rounded-lg bg-white p-4 ring-1 ring-slate-200 hover:ring-indigo-300">
+            <span className="font-semibold">Alerts</span>
+            <span className="block text-sm text-slate-600">Signed webhooks for failed renewals, expiring certificates and listener problems.</span>
+          </Link>
+        </li>
+        <li>
+          <Link href="/settings/backup" className="block rounded-lg bg-white p-4 ring-1 ring-slate-200 hover:ring-indigo-300">
+            <span className="font-semibold">Backup</span>
+            <span className="block text-sm text-slate-600">Download an encrypted backup of everything; restore it from the CLI.</span>
+          </Link>
+        </li>
+        <li>
           <Link href="/settings/audit" className="block rounded-lg bg-white p-4 ring-1 ring-slate-200 hover:ring-indigo-300">
             <span className="font-semibold">Audit log</span>
             <span className="block text-sm text-slate-600">Who changed what, and when.</span>
@@ -50,7 +72,10 @@ export default function SettingsPage() {
           <dt className="text-slate-600">Database</dt>
           <dd className="font-mono text-xs">{describeDatabase(config.database)}</dd>
           <dt className="text-slate-600">Console TLS mode</dt>
-          <dd className="font-mono text-xs">PORTCULLIS_TLS_MODE={config.tls.mode}</dd>
+          <dd className="text-xs" data-testid="settings-tls-mode">
+            <span className="font-mono">{tls.mode}</span> ({tlsSource}
+            {tls.restartRequired ? "; restart required" : ""})
+          </dd>
           <dt className="text-slate-600">Data directory</dt>
           <dd className="font-mono text-xs">{config.dataDir}</dd>
         </dl>
