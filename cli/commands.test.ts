@@ -253,8 +253,9 @@ describe.each(TEST_ENGINES)("the portcullis CLI on %s", (kind) => {
     const enc = JSON.parse((await run(["events", "--certificate", "enc", "--json"])).stdout) as { type: string }[];
     expect(enc.map((e) => e.type)).toEqual(["certificate.imported"]);
     const byListener = JSON.parse((await run(["events", "--listener", "public", "--json"])).stdout) as { type: string; listenerName: string }[];
-    expect(byListener.map((e) => e.type)).toEqual(["test.listener_note"]);
-    expect(byListener[0]!.listenerName).toBe("public");
+    // The listener's own events (the edge may have served its fallback meanwhile) and nothing else's.
+    expect(byListener.map((e) => e.type)).toContain("test.listener_note");
+    expect(new Set(byListener.map((e) => e.listenerName))).toEqual(new Set(["public"]));
     const last2 = JSON.parse((await run(["events", "--limit", "2", "--json"])).stdout) as { id: number }[];
     expect(last2.map((e) => e.id)).toEqual(all.slice(-2).map((e) => e.id));
     const after = JSON.parse((await run(["events", "--after", String(all.at(-2)!.id), "--json"])).stdout) as { id: number }[];
