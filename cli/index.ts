@@ -23,6 +23,13 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   if (err.code === "EPIPE") process.exit(EXIT.ok);
 });
 
+function exitOnTlsRefusal(tlsEnv: typeof import("../lib/console/tls-env"), config: import("../lib/config").Config) {
+  const check = tlsEnv.checkTlsEnvironment(config);
+  if (check.ok) return;
+  process.stderr.write(`Portcullis cannot start the console: ${check.message}\n`);
+  process.exit(2);
+}
+
 const program = new Command()
   .name("portcullis")
   .description("Portcullis: a self-hosted TLS certificate console")
@@ -38,7 +45,9 @@ program
     const { loadConfigOrExit } = await import("../lib/config");
     const { getDatabase } = await import("../lib/db");
     const { migrateToLatest } = await import("../lib/db/migrate");
-    loadConfigOrExit();
+    const config = loadConfigOrExit();
+    // A bad TLS mode or provided file stops here, before a migration or a build is paid for.
+    exitOnTlsRefusal(await import("../lib/console/tls-env"), config);
     // Migrate once here, so that the two children find the schema ready.
     const { db, kind } = getDatabase();
     await migrateToLatest(db, kind);
@@ -78,12 +87,7 @@ program
     const { loadConfigOrExit } = await import("../lib/config");
     const config = loadConfigOrExit();
     // TLS refusals (bad mode, provided files) need neither a build nor a database.
-    const { checkTlsEnvironment } = await import("../lib/console/tls-env");
-    const tlsCheck = checkTlsEnvironment(config);
-    if (!tlsCheck.ok) {
-      process.stderr.write(`Portcullis cannot start the console: ${tlsCheck.message}\n`);
-      process.exit(2);
-    }
+    exitOnTlsRefusal(await import("../lib/console/tls-env"), config);
     ensureBuild(root);
     const { startConsole } = await import("../server");
     await startConsole(config);

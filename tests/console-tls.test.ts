@@ -490,10 +490,10 @@ describe.skipIf(!pebbleAvailable()).each(TEST_ENGINES)("acme mode against pebble
 });
 
 describe("refusals of the real `portcullis console` process (exit 2, no build needed)", () => {
-  const run = (env: Record<string, string>) =>
-    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+  const run = (env: Record<string, string>, command: "console" | "serve" = "console") =>
+    new Promise<{ code: number | null; stderr: string; databaseCreated: boolean }>((resolve) => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "portcullis-console-refusal-"));
-      const child = spawn(process.execPath, [path.join(root, "bin", "portcullis.mjs"), "console"], {
+      const child = spawn(process.execPath, [path.join(root, "bin", "portcullis.mjs"), command], {
         cwd: dir,
         env: { PATH: process.env.PATH ?? "", HOME: dir, PORTCULLIS_DATA_DIR: dir, PORTCULLIS_LOG_LEVEL: "silent", ...env } as unknown as NodeJS.ProcessEnv,
       });
@@ -502,8 +502,9 @@ describe("refusals of the real `portcullis console` process (exit 2, no build ne
       const timer = setTimeout(() => child.kill("SIGKILL"), 90_000);
       child.on("exit", (code) => {
         clearTimeout(timer);
+        const databaseCreated = fs.readdirSync(dir).some((f) => f.endsWith(".db"));
         fs.rmSync(dir, { recursive: true, force: true });
-        resolve({ code, stderr });
+        resolve({ code, stderr, databaseCreated });
       });
     });
 
@@ -542,6 +543,11 @@ describe("refusals of the real `portcullis console` process (exit 2, no build ne
       for (const p of patterns) expect(stderr, JSON.stringify(env)).toMatch(p);
       expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
     }
+    // `npm start` (serve) refuses the same way, before it migrates a database or builds the console.
+    const served = await run({ PORTCULLIS_TLS_MODE: "provided", PORTCULLIS_TLS_CERT: path.join(dir, "nope.pem"), PORTCULLIS_TLS_KEY: key }, "serve");
+    expect(served.code, served.stderr).toBe(2);
+    expect(served.stderr).toMatch(/PORTCULLIS_TLS_CERT=.*nope\.pem/);
+    expect(served.databaseCreated).toBe(false);
     fs.rmSync(dir, { recursive: true, force: true });
   }, 240_000);
 });
