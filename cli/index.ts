@@ -2,13 +2,17 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
+import { addAcmeCommands } from "./acme";
 import { addBackupCommands, addSecretCommands } from "./backup";
 import { ensureBuild } from "./build";
 import { addCertCommands } from "./cert";
+import { addDnsCommands } from "./dns";
 import { addEventsCommand } from "./events";
 import { addListenerCommands } from "./listener";
 import { EXIT, EXIT_CODES_HELP, UsageError } from "./output";
+import { addTlsCommands } from "./tls";
 import { addTokenCommands, addUserCommands } from "./users";
+import { addWebhookCommands } from "./webhook";
 
 // The library is imported inside each action: `portcullis --help` and a `cert list` should not wait for
 // the console, the ACME client and the PKI code to load.
@@ -119,6 +123,10 @@ program
 
 addCertCommands(program);
 addListenerCommands(program);
+addDnsCommands(program);
+addAcmeCommands(program);
+addWebhookCommands(program);
+addTlsCommands(program);
 addEventsCommand(program);
 addUserCommands(program);
 addTokenCommands(program);

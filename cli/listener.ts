@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import type { Db } from "../lib/db";
 import type { ListenerView, MappingView } from "../lib/listeners";
 import { findCertificate } from "./cert";
-import { withDatabase } from "./context";
-import { collect, dash, printFields, printJson, printTable, warn } from "./output";
+import { confirm, withDatabase } from "./context";
+import { collect, dash, printFields, printJson, printTable, UsageError, warn } from "./output";
 
 /** A listener by id or by name, or exit code 3. */
 async function findListener(db: Db, idOrName: string): Promise<ListenerView> {
@@ -33,7 +33,7 @@ async function normalizeHostname(hostname: string): Promise<string> {
 }
 
 export function addListenerCommands(program: Command) {
-  const listener = program.command("listener").description("inspect listeners and map certificates to their names");
+  const listener = program.command("listener").description("create, change and inspect listeners, and map certificates to their names");
 
   listener
     .command("list")
@@ -170,5 +170,149 @@ export function addListenerCommands(program: Command) {
       process.stdout.write(`${removed.hostname} is no longer mapped on ${removed.listenerName}\n`);
     });
 
+  addListenerEditCommands(listener);
   return listener;
+}
+
+type ListenerOptions = {
+  name?: string;
+  kind?: string;
+  bind?: string;
+  port?: string;
+  upstream?: string;
+  minTls?: string;
+  defaultCert?: string;
+  fallback?: string;
+  httpAction?: string;
+  redirectPort?: string;
+  disabled?: boolean;
+  json?: boolean;
+};
+
+/** "1.2" → "TLSv1.2"; anything else goes to the library as given, which names what it accepts. */
+function tlsVersion(value: string): string {
+  return /^(tlsv?)?1\.[23]$/i.test(value.trim()) ? `TLSv${value.trim().slice(-3)}` : value;
+}
+
+/** The API's listener body from the options given (only those: `update` merges them over the current listener). */
+async function listenerFields(db: Db, opts: ListenerOptions): Promise<Record<string, unknown>> {
+  const fields: Record<string, unknown> = {};
+  if (opts.name !== undefined) fields.name = opts.name;
+  if (opts.kind !== undefined) fields.kind = opts.kind;
+  if (opts.bind !== undefined) fields.bindAddress = opts.bind;
+  if (opts.port !== undefined) fields.port = opts.port;
+  if (opts.upstream !== undefined) fields.upstreamUrl = opts.upstream;
+  if (opts.minTls !== undefined) fields.minTlsVersion = tlsVersion(opts.minTls);
+  if (opts.defaultCert !== undefined) fields.defaultCertificateId = opts.defaultCert === "" || opts.defaultCert === "none" ? null : (await findCertificate(db, opts.defaultCert)).id;
+  if (opts.fallback !== undefined) fields.fallbackPolicy = opts.fallback;
+  if (opts.httpAction !== undefined) fields.httpAction = opts.httpAction;
+  if (opts.redirectPort !== undefined) fields.redirectPort = opts.redirectPort;
+  if (opts.disabled) fields.enabled = false;
+  return fields;
+}
+
+/** The PUT body that keeps every current setting: the API replaces them all. */
+function currentFields(l: ListenerView): Record<string, unknown> {
+  return {
+    name: l.name,
+    kind: l.kind,
+    bindAddress: l.bindAddress,
+    port: l.port,
+    upstreamUrl: l.upstreamUrl,
+    minTlsVersion: l.minTlsVersion,
+    defaultCertificateId: l.defaultCertificateId,
+    fallbackPolicy: l.fallbackPolicy,
+    httpAction: l.httpAction ?? "redirect",
+    redirectPort: l.redirectPort ?? 443,
+    enabled: l.enabled,
+  };
+}
+
+function printSaved(verb: string, l: ListenerView, json?: boolean) {
+  if (json) return printJson(l);
+  process.stdout.write(`${verb} listener ${l.name} (${l.id}): ${l.kind}://${l.bindAddress}:${l.port}  ${describeTarget(l)}${l.enabled ? "" : "  (disabled)"}\n`);
+}
+
+function withListenerOptions(command: Command, creating: boolean) {
+  if (creating) command.requiredOption("--name <name>", "the listener's name");
+  else command.option("--name <name>", "a new name");
+  return command
+    .option("--kind <kind>", creating ? "https (serves certificates by SNI name) or http (redirects to HTTPS or proxies)" : "https or http (cannot change; shown for symmetry with create)")
+    .option("--bind <address>", creating ? "the IP address to listen on (default 0.0.0.0: every IPv4 address; :: for every address)" : "the IP address to listen on")
+    .option("--port <port>", "the port to listen on, 1 to 65535")
+    .option("--upstream <url>", "where requests go, like http://127.0.0.1:3000 (HTTPS listeners, and HTTP ones with --http-action proxy)")
+    .option("--min-tls <version>", "HTTPS: the oldest TLS version accepted, 1.2 or 1.3 (default 1.2)")
+    .option("--default-cert <certificate>", "HTTPS: the certificate (id or name) for clients that send no known name; \"none\" to clear")
+    .option("--fallback <policy>", "HTTPS: for unknown names, self_signed (serve a self-signed certificate) or refuse (default self_signed)")
+    .option("--http-action <action>", "HTTP: redirect (to HTTPS) or proxy (to --upstream) (default redirect)")
+    .option("--redirect-port <port>", "HTTP: the HTTPS port redirects point to (default 443)")
+    .option("--disabled", creating ? "save it without opening the port" : "stop serving (like `listener disable`)")
+    .option("--json", "print the listener as JSON");
+}
+
+function addListenerEditCommands(listener: Command) {
+  withListenerOptions(listener.command("create").description("add a listener (checks the port can be opened; the worker's edge starts serving it)"), true)
+    .addHelpText("after", "\nExamples:\n  portcullis listener create --name public --kind https --bind 0.0.0.0 --port 443 --upstream http://127.0.0.1:3000\n  portcullis listener create --name redirect --kind http --port 80")
+    .action(async (opts: ListenerOptions) => {
+      if (opts.kind === undefined) throw new UsageError("give the listener's kind: --kind https or --kind http");
+      if (opts.port === undefined) throw new UsageError("give the port to listen on: --port 443");
+      const created = await withDatabase(async ({ db }) => {
+        const { createListener } = await import("../lib/listeners");
+        const { CLI_ACTOR } = await import("../lib/audit");
+        return createListener(db, CLI_ACTOR, await listenerFields(db, opts));
+      });
+      printSaved("created", created, opts.json);
+    });
+
+  withListenerOptions(listener.command("update <listener>").description("change a listener's settings (only the options given; the others are kept)"), false).action(
+    async (listenerRef: string, opts: ListenerOptions) => {
+      const { json: _json, ...given } = opts;
+      if (!Object.values(given).some((v) => v !== undefined)) throw new UsageError("nothing to change: give at least one option, like --port 8443 (see --help)");
+      const updated = await withDatabase(async ({ db }) => {
+        const { updateListener } = await import("../lib/listeners");
+        const { CLI_ACTOR } = await import("../lib/audit");
+        const l = await findListener(db, listenerRef);
+        return updateListener(db, CLI_ACTOR, l.id, { ...currentFields(l), ...(await listenerFields(db, opts)) });
+      });
+      printSaved("updated", updated, opts.json);
+    },
+  );
+
+  for (const [verb, enabled] of [["enable", true], ["disable", false]] as const) {
+    listener
+      .command(`${verb} <listener>`)
+      .description(enabled ? "start serving a disabled listener (checks the port can be opened)" : "stop serving a listener, keeping its settings and mappings")
+      .option("--json", "print the listener as JSON")
+      .action(async (listenerRef: string, opts: { json?: boolean }) => {
+        const saved = await withDatabase(async ({ db }) => {
+          const { updateListener } = await import("../lib/listeners");
+          const { CLI_ACTOR } = await import("../lib/audit");
+          const l = await findListener(db, listenerRef);
+          return updateListener(db, CLI_ACTOR, l.id, { ...currentFields(l), enabled });
+        });
+        printSaved(enabled ? "enabled" : "disabled", saved, opts.json);
+      });
+  }
+
+  listener
+    .command("delete <listener>")
+    .description("delete a listener and its mappings (the edge stops serving its port)")
+    .option("--yes", "do not ask; required when there is no terminal to ask on")
+    .option("--json", "print JSON")
+    .action(async (listenerRef: string, opts: { yes?: boolean; json?: boolean }) => {
+      const deleted = await withDatabase(async ({ db }) => {
+        const { deleteListener, listMappings } = await import("../lib/listeners");
+        const { CLI_ACTOR } = await import("../lib/audit");
+        const l = await findListener(db, listenerRef);
+        if (!opts.yes) {
+          const mappings = await listMappings(db, l.id);
+          const what = `delete listener ${l.name} (${l.id}, ${l.kind}://${l.bindAddress}:${l.port})${mappings.length ? ` and its ${mappings.length} mapping(s)` : ""}?`;
+          if (!process.stdin.isTTY) throw new UsageError(`add --yes to ${what.slice(0, -1)}`);
+          if (!(await confirm(what[0]!.toUpperCase() + what.slice(1)))) throw new UsageError("not deleted");
+        }
+        return deleteListener(db, CLI_ACTOR, l.id);
+      });
+      if (opts.json) return printJson({ deleted: deleted.id, name: deleted.name });
+      process.stdout.write(`deleted listener ${deleted.name} (${deleted.id})\n`);
+    });
 }

@@ -10,7 +10,7 @@ Exit codes:
   0  success
   1  error: the input was refused (validation, conflict) or the operation failed
   2  usage: unknown command or option, a missing or bad argument, a bad environment variable
-  3  not found: no certificate, listener, user or token with that id or name
+  3  not found: no certificate, listener, user, token, credential, account or webhook with that id or name
   4  denied: not allowed
 
 With --json, standard output carries only JSON (one value, or one object per line for

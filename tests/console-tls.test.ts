@@ -13,7 +13,7 @@ import { parseConfig, type Config } from "../lib/config";
 import { createConsoleServer, type ConsoleServer } from "../lib/console/server";
 import { checkTlsEnvironment, ConsoleTlsManager, ConsoleTlsStartupError, PROVIDED_POLL_INTERVAL_MS } from "../lib/console/tls-manager";
 import { regenerateConsoleCertificate, updateTlsSettings, uploadConsoleCertificate } from "../lib/console/tls-settings";
-import { consoleTlsWarnings, getConsoleTlsStatus } from "../lib/console/tls-status";
+import { consoleTlsWarnings, getConsoleTlsStatus, getRunningTls, registerRunningTls } from "../lib/console/tls-status";
 import { ACME_KEY, readLocalCa, TLS_MODE_KEY, writeSetting } from "../lib/console/tls-store";
 import { Keyring, sealingKeyFromBytes } from "../lib/crypto/seal";
 import { createTestDatabase, TEST_ENGINES, type TestDatabase } from "../lib/db/testing";
@@ -191,6 +191,32 @@ describe.each(TEST_ENGINES)("the console's TLS modes on %s", (kind) => {
     after.socket.destroy();
     const events = await listEvents(t.db, { type: "console.tls_changed" });
     expect(events.length).toBeGreaterThan(0);
+  });
+
+  it("a change made by another process (the CLI) reaches the running console through its event", async () => {
+    const config = await configOf({ PORTCULLIS_HOST: "0.0.0.0" });
+    const s = await start(config);
+    const before = await connect(s.port, "localhost");
+    before.socket.destroy();
+    // What `portcullis tls regenerate`-like changes do outside the console: no running manager in that process.
+    const running = getRunningTls();
+    registerRunningTls(undefined);
+    let status;
+    try {
+      status = await regenerateConsoleCertificate(t.db, keyring, config, ADMIN);
+    } finally {
+      registerRunningTls(running);
+    }
+    // Derived from the database, as another process sees it: the stored server certificate.
+    const row = await t.db.selectFrom("settings").select("value").where("key", "=", "tls.local_server").executeTakeFirstOrThrow();
+    const wanted = new crypto.X509Certificate((JSON.parse(row.value) as { certificatePem: string }).certificatePem).fingerprint256;
+    expect(status.served?.fingerprintSha256).toBe(wanted);
+    expect(wanted).not.toBe(before.leaf.fingerprint256);
+    await waitFor("the running console to serve the new certificate", async () => {
+      const now = await connect(s.port, "localhost");
+      now.socket.destroy();
+      return now.leaf.fingerprint256 === wanted ? true : undefined;
+    }, 10_000);
   });
 
   it("auto on loopback and off serve plain HTTP without HSTS; the headers are there", async () => {

@@ -200,6 +200,7 @@ export class ConsoleTlsManager implements RunningTls {
   private source?: Source;
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  private stopFollowing?: () => void;
 
   constructor(private readonly opts: ManagerOptions) {}
 
@@ -231,6 +232,40 @@ export class ConsoleTlsManager implements RunningTls {
       }
     }
     registerRunningTls(this);
+    if (this.https) await this.followSettingsChanges();
+  }
+
+  /**
+   * Settings changed by another process (the CLI's `tls set`, a second console) are announced as
+   * "console.tls_changed" events: apply them here too. Changes made through this process's own API
+   * are applied at once by the route; applying again is harmless (a swap happens only for a new fingerprint).
+   */
+  private async followSettingsChanges() {
+    const latest = async () =>
+      Number(
+        (await this.opts.db.selectFrom("events").select((eb) => eb.fn.max("id").as("id")).where("type", "=", "console.tls_changed").executeTakeFirst())?.id ?? 0,
+      );
+    let seen = await latest();
+    let pending = false;
+    const check = () => {
+      if (pending || this.stopped) return;
+      pending = true;
+      latest()
+        .then((id) => {
+          if (id <= seen) return;
+          seen = id;
+          return this.apply();
+        })
+        .catch((err: unknown) => this.opts.log.error({ err }, "applying the console's changed TLS settings failed"))
+        .finally(() => (pending = false));
+    };
+    const unsubscribe = subscribeEvents(this.opts.db, check);
+    const timer = setInterval(check, ACME_POLL_INTERVAL_MS);
+    timer.unref();
+    this.stopFollowing = () => {
+      clearInterval(timer);
+      unsubscribe();
+    };
   }
 
   /** Options for tls.createServer / https.createServer. */
@@ -245,6 +280,7 @@ export class ConsoleTlsManager implements RunningTls {
 
   stop() {
     this.stopped = true;
+    this.stopFollowing?.();
     this.source?.stop();
     registerRunningTls(undefined);
   }
