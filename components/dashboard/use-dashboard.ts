@@ -2,19 +2,13 @@
 
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect } from "react";
+import { getJson } from "@/components/events/api";
 import { useLiveRefetchInterval } from "@/components/events/live-events";
 import type { DashboardOverview } from "@/lib/dashboard";
 
 // The live stream invalidates ["dashboard"] on every event (tls.issued, tls.renewal_failed, …), so the
 // timeline and the attention list follow without a reload; while the stream is down, this polls.
 export const DASHBOARD_QUERY_KEY = ["dashboard"] as const;
-
-async function fetchDashboard(signal: AbortSignal): Promise<DashboardOverview> {
-  const response = await fetch("/api/v1/dashboard", { headers: { Accept: "application/json" }, cache: "no-store", signal });
-  const body = (await response.json().catch(() => null)) as (DashboardOverview & { error?: { message?: string } }) | null;
-  if (!response.ok || !body) throw new Error(body?.error?.message ?? `the server answered ${response.status}`);
-  return body;
-}
 
 /** The server's render is the first value; a later server render (router.refresh, a revisit) replaces an older cache. */
 export function useDashboard(initial: DashboardOverview) {
@@ -25,7 +19,7 @@ export function useDashboard(initial: DashboardOverview) {
   }, [client, initial]);
   return useQuery({
     queryKey: DASHBOARD_QUERY_KEY,
-    queryFn: ({ signal }) => fetchDashboard(signal),
+    queryFn: ({ signal }) => getJson<DashboardOverview>("/api/v1/dashboard", signal),
     initialData: initial,
     refetchInterval: useLiveRefetchInterval(),
   });

@@ -15,7 +15,8 @@ export const queryKeys = {
 
 export type EventFilters = { type?: string; severity?: string; certificate?: string };
 
-async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
+/** GET a JSON resource; the API's `{ error: { message } }` becomes the thrown Error's message. */
+export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
   const response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", signal });
   const body = (await response.json().catch(() => null)) as { error?: { message?: string } } | null;
   if (!response.ok) throw new Error(body?.error?.message ?? `the server answered ${response.status}`);
@@ -29,7 +30,7 @@ const search = (params: Record<string, string | number | undefined>) =>
  * A server component rendered again (router.refresh) hands its client children fresher data than
  * the cache may hold: put it in the cache. The first render's value is initialData already.
  */
-function useServerValue(key: QueryKey, value: unknown) {
+export function useServerValue(key: QueryKey, value: unknown) {
   const client = useQueryClient();
   const first = useRef(true);
   const keyText = JSON.stringify(key);

@@ -1,7 +1,7 @@
 "use client";
 
-import { useQuery, useQueryClient, type QueryKey } from "@tanstack/react-query";
-import { useEffect, useRef } from "react";
+import { useQuery } from "@tanstack/react-query";
+import { getJson, queryKeys, useServerValue } from "@/components/events/api";
 import { useLiveRefetchInterval } from "@/components/events/live-events";
 import type { ConsoleTlsStatus } from "@/lib/console/tls-status";
 
@@ -10,26 +10,6 @@ import type { ConsoleTlsStatus } from "@/lib/console/tls-status";
 // in the cache here, and the query polls only while the stream is down.
 
 export const tlsStatusKey = ["console-tls"] as const;
-
-async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
-  const response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", signal });
-  const body = (await response.json().catch(() => null)) as { error?: { message?: string } } | null;
-  if (!response.ok) throw new Error(body?.error?.message ?? `the server answered ${response.status}`);
-  return body as T;
-}
-
-function useServerValue(key: QueryKey, value: unknown) {
-  const client = useQueryClient();
-  const first = useRef(true);
-  const keyText = JSON.stringify(key);
-  useEffect(() => {
-    if (first.current) {
-      first.current = false;
-      return;
-    }
-    client.setQueryData(JSON.parse(keyText) as QueryKey, value);
-  }, [client, keyText, value]);
-}
 
 export function useConsoleTlsStatus(initial: ConsoleTlsStatus) {
   useServerValue(tlsStatusKey, initial);
@@ -47,7 +27,7 @@ export function useConsoleTlsStatus(initial: ConsoleTlsStatus) {
  */
 export function useConsoleCertificateStatus(certificateId: string | null, fallback: string | null): string | null {
   const query = useQuery({
-    queryKey: ["certificate", certificateId ?? "none"],
+    queryKey: queryKeys.certificate(certificateId ?? "none"),
     queryFn: ({ signal }) => getJson<{ status: string }>(`/api/v1/certificates/${encodeURIComponent(certificateId ?? "")}`, signal),
     enabled: Boolean(certificateId),
     refetchInterval: useLiveRefetchInterval(),
