@@ -60,7 +60,7 @@ export function addListenerCommands(program: Command) {
     .option("--json", "print JSON")
     .action(async (idOrName: string, opts: { json?: boolean }) => {
       const view = await withDatabase(async ({ db }) => {
-        const { listChecks, listMappings, listenerBindProblem } = await import("../lib/listeners");
+        const { checkView, listChecks, listMappings, listenerBindProblem } = await import("../lib/listeners");
         const l = await findListener(db, idOrName);
         const checks = await listChecks(db, l.id);
         return {
@@ -68,15 +68,7 @@ export function addListenerCommands(program: Command) {
           mappings: await listMappings(db, l.id),
           bindProblem: await listenerBindProblem(db, l.id),
           // The same shape as GET /api/v1/listeners/{id}.
-          checks: checks.map((c) => ({
-            hostname: c.hostname,
-            status: c.status,
-            checkedAt: c.checked_at,
-            expectedFingerprint: c.expected_fingerprint,
-            servedFingerprint: c.served_fingerprint,
-            servedSubject: c.served_subject,
-            detail: c.detail,
-          })),
+          checks: checks.map(checkView),
         };
       });
       if (opts.json) return printJson(view);

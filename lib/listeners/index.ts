@@ -434,6 +434,19 @@ export async function listChecks(db: Db, listenerId: string) {
   return db.selectFrom("listener_checks").selectAll().where("listener_id", "=", listenerId).orderBy("hostname").execute();
 }
 
+/** A served-certificate check as the REST API and the CLI's --json show it. */
+export function checkView(c: Awaited<ReturnType<typeof listChecks>>[number]) {
+  return {
+    hostname: c.hostname,
+    status: c.status,
+    checkedAt: c.checked_at,
+    expectedFingerprint: c.expected_fingerprint,
+    servedFingerprint: c.served_fingerprint,
+    servedSubject: c.served_subject,
+    detail: c.detail,
+  };
+}
+
 /** The edge's latest word on opening this listener's port: a failure still in force, or nothing. */
 export async function listenerBindProblem(db: Db, listenerId: string): Promise<{ at: string; message: string } | null> {
   const latest = await db

@@ -1,7 +1,7 @@
 import { apiRoute, readJson } from "@/app/_lib/api";
 import { getDb } from "@/lib/db";
 import { notFound } from "@/lib/errors";
-import { deleteListener, getListener, listChecks, listMappings, updateListener } from "@/lib/listeners";
+import { checkView, deleteListener, getListener, listChecks, listMappings, updateListener } from "@/lib/listeners";
 
 export const dynamic = "force-dynamic";
 
@@ -13,15 +13,7 @@ export const GET = apiRoute<{ id: string }>("viewer", async ({ params }) => {
   return Response.json({
     ...listener,
     mappings: await listMappings(db, params.id),
-    checks: checks.map((c) => ({
-      hostname: c.hostname,
-      status: c.status,
-      checkedAt: c.checked_at,
-      expectedFingerprint: c.expected_fingerprint,
-      servedFingerprint: c.served_fingerprint,
-      servedSubject: c.served_subject,
-      detail: c.detail,
-    })),
+    checks: checks.map(checkView),
   });
 });
 
