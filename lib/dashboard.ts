@@ -4,7 +4,7 @@ import { dashboardSummary } from "./certificates";
 import type { Config } from "./config";
 import type { Db } from "./db";
 import type { CertificateSource } from "./db/schema";
-import type { Verification } from "./dns/credentials";
+import { parseVerification } from "./dns/verification";
 import { serviceWarnings } from "./warnings";
 
 // The dashboard: an expiry timeline of the next 90 days and the list of what needs an operator.
@@ -411,15 +411,6 @@ const MANUAL_ADVICE: Record<CertificateSource, string> = {
   self_signed: "self-signed certificates are not renewed automatically; create a new one and map it in its place.",
   local_ca: "local-CA certificates here are not renewed automatically; issue a new one and map it in its place.",
 };
-
-function parseVerification(text: string | null): Verification | null {
-  if (!text) return null;
-  try {
-    return JSON.parse(text) as Verification;
-  } catch {
-    return null;
-  }
-}
 
 const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
 const day = (iso: string) => iso.slice(0, 10);

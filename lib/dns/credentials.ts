@@ -10,6 +10,9 @@ import { recordEvent } from "../events";
 import { newId, nowIso } from "../ids";
 import { CloudflareProvider } from "./cloudflare";
 import { DnsProblem, type DnsProvider, type DnsZone } from "./provider";
+import { parseVerification, type DnsZoneView, type Verification } from "./verification";
+
+export { parseVerification, type DnsZoneView, type Verification };
 
 // DNS provider credentials: a name, a provider and a sealed API token (never returned, never
 // logged; only its last 4 characters are shown), the last verification, and zone tests that the
@@ -38,25 +41,6 @@ export async function openProvider(db: Db, keyring: Keyring, credentialId: strin
   }
   return { provider: providerFor(row.provider, keyring.open(row.sealed_token, tokenContext(row.id)), settings), name: row.name };
 }
-
-export type DnsZoneView = { id: string; name: string; status: string; canEditDns: boolean | null };
-
-export type Verification = {
-  ok: boolean;
-  checkedAt: string;
-  /** active, disabled, expired, not_yet_valid, rejected (the provider refused it), or unknown (not reached). */
-  tokenStatus: string;
-  expiresOn: string | null;
-  /** One sentence: what the verification found. */
-  summary: string;
-  /** What is missing and how to fix it, one sentence each. */
-  problems: string[];
-  zones: DnsZoneView[];
-  /** The provider's raw code and message when a call failed. */
-  raw: string | null;
-  /** The provider could not be asked (rate limit, outage, network): the token may well be fine. */
-  transient: boolean;
-};
 
 export type DnsCredentialView = {
   id: string;
@@ -107,15 +91,6 @@ export const credentialInputSchema = z.object({
   /** Ask the provider before saving (default); a token it refuses is not saved. */
   verify: z.union([z.boolean(), z.enum(["on", "true"]).transform(() => true), z.enum(["false", "off"]).transform(() => false)]).optional(),
 });
-
-function parseVerification(text: string | null): Verification | null {
-  if (!text) return null;
-  try {
-    return JSON.parse(text) as Verification;
-  } catch {
-    return null;
-  }
-}
 
 function toView(row: DnsCredentialsTable, certificates: DnsCredentialView["certificates"]): DnsCredentialView {
   return {
