@@ -11,7 +11,7 @@ import { DnsSolver, type PresentedRecord } from "../dns/solver";
 import { runQueuedZoneTests } from "../dns/zone-tests";
 import type { AcmeChallengeType, CertificatesTable, CertificateStatus } from "../db/schema";
 import { recordEvent } from "../events";
-import { subscribeEvents } from "../events/feed";
+import { WakeableLoop } from "../events/wake-loop";
 import { newId, nowIso } from "../ids";
 import { bumpEdgeRevision } from "../listeners/revision";
 import { inspectCertificatePem } from "../pki/inspect";
@@ -48,7 +48,6 @@ export type EngineOptions = {
 const CHALLENGE_TTL_MS = 60 * 60_000;
 const MIN_RENEWAL_GAP_MS = 60 * 60_000;
 const DATABASE_RETRY_MS = 15_000;
-const WAKE_DELAY_MS = 20;
 const DNS_SWEEP_MS = 60_000;
 const challengeKeyContext = (id: string) => `acme-challenge:${id}`;
 export const pendingKeyContext = (certificateId: string) => `certificate-pending-key:${certificateId}`;
@@ -66,11 +65,7 @@ type OrderRequest = Parameters<acme.Client["createOrder"]>[0];
 export class AcmeEngine {
   private readonly running = new Map<string, Promise<void>>();
   private readonly directoryInfo = new Map<string, { renewalInfo?: string; at: number }>();
-  private timer?: NodeJS.Timeout;
-  private ticking?: Promise<void>;
-  private wakeAgain = false;
-  private unsubscribe?: () => void;
-  private stopped = false;
+  private readonly loop: WakeableLoop;
   private zoneTests?: Promise<void>;
   private lastDnsSweep = 0;
   readonly workerId: string;
@@ -79,6 +74,12 @@ export class AcmeEngine {
   constructor(private readonly opts: EngineOptions) {
     this.workerId = opts.workerId ?? `worker-${process.pid}-${crypto.randomBytes(3).toString("hex")}`;
     this.dns = new DnsSolver({ db: opts.db, keyring: opts.keyring, log: opts.log, settings: opts.dns?.settings ?? {}, propagation: opts.dns?.propagation, now: () => this.now });
+    this.loop = new WakeableLoop({
+      db: opts.db,
+      pass: () => this.tick(),
+      nextDelayMs: () => opts.pollMs ?? 1000,
+      onError: (err) => opts.log.error({ err }, "engine: could not look for due certificates; trying again"),
+    });
   }
 
   private get now() {
@@ -90,38 +91,11 @@ export class AcmeEngine {
 
   start() {
     // New certificates and "Renew now" arrive as events: look at once instead of at the next poll.
-    this.unsubscribe = subscribeEvents(this.opts.db, () => this.wake());
-    this.loop();
-  }
-
-  private readonly loop = () => {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.wakeAgain = false;
-    this.ticking = this.tick()
-      .catch((err: unknown) => this.opts.log.error({ err }, "engine: could not look for due certificates; trying again"))
-      .then(() => {
-        this.ticking = undefined;
-        if (!this.stopped) this.timer = setTimeout(this.loop, this.wakeAgain ? WAKE_DELAY_MS : (this.opts.pollMs ?? 1000));
-      });
-  };
-
-  /** Look again soon: several wakes close together make one look. */
-  private wake() {
-    if (this.stopped || !this.timer) {
-      this.wakeAgain = true;
-      return;
-    }
-    clearTimeout(this.timer);
-    this.timer = setTimeout(this.loop, WAKE_DELAY_MS);
+    this.loop.start();
   }
 
   async stop() {
-    this.stopped = true;
-    this.unsubscribe?.();
-    clearTimeout(this.timer);
-    await this.ticking;
+    await this.loop.stop();
     await Promise.allSettled(this.running.values());
     await this.zoneTests;
   }
@@ -146,7 +120,7 @@ export class AcmeEngine {
         if (this.running.has(id) || !(await this.claim(id))) continue;
         const run = this.run(id).finally(() => {
           this.running.delete(id);
-          this.wake(); // room for the next one in the queue
+          this.loop.wake(); // room for the next one in the queue
         });
         this.running.set(id, run);
       }

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { Keyring } from "../crypto/seal";
 import type { Db } from "../db";
 import { latestEventId, listEvents } from "../events";
-import { subscribeEvents } from "../events/feed";
+import { WakeableLoop } from "../events/wake-loop";
 import { nowIso } from "../ids";
 import { nextDeliveryDue, runDueDeliveries } from "./deliver";
 import { scanExpiry } from "./expiry";
@@ -19,7 +19,6 @@ export const ALERTS_CURSOR = "alerts";
 const BATCH = 500;
 /** PostgreSQL commits ids out of order: a hole in the ids is waited for this long before it is skipped. */
 const GAP_GRACE_MS = 5_000;
-const WAKE_DELAY_MS = 20;
 const MIN_RETRY_LOOK_MS = 1_000;
 
 export type DispatcherOptions = {
@@ -38,16 +37,24 @@ export type DispatcherOptions = {
 
 export class AlertDispatcher {
   readonly workerId: string;
-  private timer?: NodeJS.Timeout;
-  private ticking?: Promise<void>;
-  private wakeAgain = false;
-  private stopped = false;
-  private unsubscribe?: () => void;
+  private readonly loop: WakeableLoop;
   private lastSweep = 0;
   private readonly gaps = new Map<number, number>();
 
   constructor(private readonly opts: DispatcherOptions) {
     this.workerId = opts.workerId ?? `alerts-${process.pid}-${crypto.randomBytes(3).toString("hex")}`;
+    this.loop = new WakeableLoop({
+      db: opts.db,
+      pass: () => this.tick(),
+      // The next retry that falls due, or the poll; at least a second, so that a delivery another worker holds is not spun on.
+      nextDelayMs: async () => {
+        const poll = opts.pollMs ?? 5_000;
+        const due = await nextDeliveryDue(opts.db).catch(() => undefined);
+        const untilDue = due ? Math.max(0, due.getTime() - this.now.getTime()) : poll;
+        return Math.max(MIN_RETRY_LOOK_MS, Math.min(poll, untilDue + 10));
+      },
+      onError: (err) => opts.log.error({ err }, "alerts: a dispatcher pass failed; trying again"),
+    });
   }
 
   private get now() {
@@ -55,42 +62,11 @@ export class AlertDispatcher {
   }
 
   start() {
-    this.unsubscribe = subscribeEvents(this.opts.db, () => this.wake());
-    this.loop();
+    this.loop.start();
   }
 
   async stop() {
-    this.stopped = true;
-    this.unsubscribe?.();
-    clearTimeout(this.timer);
-    await this.ticking;
-  }
-
-  private readonly loop = () => {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.wakeAgain = false;
-    this.ticking = this.tick()
-      .catch((err: unknown) => this.opts.log.error({ err }, "alerts: a dispatcher pass failed; trying again"))
-      .then(async () => {
-        this.ticking = undefined;
-        if (this.stopped) return;
-        const poll = this.opts.pollMs ?? 5_000;
-        const due = await nextDeliveryDue(this.opts.db).catch(() => undefined);
-        const untilDue = due ? Math.max(0, due.getTime() - this.now.getTime()) : poll;
-        // At least a second between looks for due retries: one another worker holds is not spun on.
-        this.timer = setTimeout(this.loop, this.wakeAgain ? WAKE_DELAY_MS : Math.max(MIN_RETRY_LOOK_MS, Math.min(poll, untilDue + 10)));
-      });
-  };
-
-  private wake() {
-    if (this.stopped || !this.timer) {
-      this.wakeAgain = true;
-      return;
-    }
-    clearTimeout(this.timer);
-    this.timer = setTimeout(this.loop, WAKE_DELAY_MS);
+    await this.loop.stop();
   }
 
   /** One pass: new events, due deliveries, and (every sweepMs) quiet problems and expiry notices. */
@@ -152,7 +128,7 @@ export class AlertDispatcher {
       if (done > cursor) {
         await db.updateTable("event_cursors").set({ last_event_id: done, updated_at: nowIso() }).where("name", "=", ALERTS_CURSOR).where("last_event_id", "<", done).execute();
       }
-      if (events.length < BATCH || done === cursor || this.stopped) return applied;
+      if (events.length < BATCH || done === cursor || this.loop.stopped) return applied;
     }
   }
 
