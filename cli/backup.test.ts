@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -7,23 +6,7 @@ import { loadKeyring } from "../lib/crypto/seal";
 import { createTestDatabase, TEST_ENGINES, type TestDatabase } from "../lib/db/testing";
 import { populateInstallation } from "../lib/ops/backup-fixtures";
 import { snapshot } from "../lib/ops/backup-test-support";
-
-const root = path.resolve(import.meta.dirname, "..");
-const bin = path.join(root, "bin/portcullis.mjs");
-
-type Run = { code: number | null; stdout: string; stderr: string };
-
-function run(args: string[], env: Record<string, string>, input = ""): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? "", ...env } as unknown as NodeJS.ProcessEnv });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
+import { runCli as run } from "./test-support";
 
 const PASSPHRASE = "correct horse battery staple";
 

@@ -10,24 +10,7 @@ import { Keyring, loadSealingKey } from "../lib/crypto/seal";
 import { openDatabase } from "../lib/db/connection";
 import { createListener, setMappings } from "../lib/listeners";
 import { findFreePort } from "../lib/net";
-
-const root = path.resolve(import.meta.dirname, "..");
-const bin = path.join(root, "bin/portcullis.mjs");
-
-type Run = { code: number | null; stdout: string; stderr: string };
-
-function run(args: string[], env: Record<string, string>, input?: string): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? "", ...env } as unknown as NodeJS.ProcessEnv });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
-}
-
+import { bin, runCli as run } from "./test-support";
 
 describe("the portcullis CLI", () => {
   let dataDir: string;

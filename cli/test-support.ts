@@ -10,7 +10,7 @@ import type { DatabaseKind } from "../lib/db";
 const root = path.resolve(import.meta.dirname, "..");
 export const bin = path.join(root, "bin/portcullis.mjs");
 
-export type Run = { code: number | null; stdout: string; stderr: string };
+export type Run = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
 
 export function runCli(args: string[], env: Record<string, string>, input?: string): Promise<Run> {
   return new Promise((resolve) => {
@@ -19,7 +19,7 @@ export function runCli(args: string[], env: Record<string, string>, input?: stri
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d));
     child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+    child.on("exit", (code, signal) => resolve({ code, signal, stdout, stderr }));
     child.stdin.end(input ?? "");
   });
 }

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -9,23 +8,7 @@ import { verifySealingKey } from "../runtime";
 import { populateInstallation } from "./backup-fixtures";
 import { allEnvelopes, snapshot } from "./backup-test-support";
 import { rotateSealingKey } from "./rotate";
-
-const root = path.resolve(import.meta.dirname, "../..");
-const bin = path.join(root, "bin/portcullis.mjs");
-
-type Run = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
-
-function runCli(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? "", ...env } as unknown as NodeJS.ProcessEnv });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("exit", (code, signal) => resolve({ code, signal, stdout, stderr }));
-    child.stdin.end("");
-  });
-}
+import { runCli } from "../../cli/test-support";
 
 const keyIdOfFile = (file: string) => sealingKeyFromBytes(Buffer.from(fs.readFileSync(file, "utf8").trim(), "base64")).id;
 const mode = (file: string) => fs.statSync(file).mode & 0o777;
