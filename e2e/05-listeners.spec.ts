@@ -1,7 +1,8 @@
+import { createHash } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { TLSSocket } from "node:tls";
-import type { Page } from "@playwright/test";
+import { chromium, type Page } from "@playwright/test";
 import { findFreePort } from "../lib/net";
 import { ADMIN, expect, LoginPage, test, VIEWER } from "./fixtures";
 
@@ -16,8 +17,44 @@ let edgePort = 0;
 let listenerPath = "";
 let shopFingerprint = "";
 
+// The WebSocket requests the upstream got: their raw header names, to tell which way they came.
+const webSocketRequests: { url: string; rawHeaders: string[] }[] = [];
+
+const CHAT_PAGE = `<!doctype html><title>chat</title><script>
+  const ws = new WebSocket("wss://" + location.host + "/chat");
+  ws.onopen = () => ws.send("hello through the edge");
+  ws.onmessage = (e) => { document.title = "echo: " + e.data; ws.close(); };
+  ws.onerror = () => { document.title = "websocket error"; };
+</script>`;
+
+/** A WebSocket server's side (RFC 6455): the handshake, then each text frame from the browser sent back. */
+function echoWebSocket(req: http.IncomingMessage, socket: import("node:stream").Duplex) {
+  webSocketRequests.push({ url: req.url ?? "", rawHeaders: req.rawHeaders });
+  const accept = createHash("sha1").update(`${req.headers["sec-websocket-key"]}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+  let buffered = Buffer.alloc(0);
+  socket.on("data", (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    // Short masked frames only (under 126 bytes), which is what this page sends.
+    while (buffered.length >= 6 && buffered.length >= 6 + (buffered[1] & 0x7f)) {
+      const length = buffered[1] & 0x7f;
+      const mask = buffered.subarray(2, 6);
+      const payload = Buffer.from(buffered.subarray(6, 6 + length).map((b, i) => b ^ mask[i % 4]));
+      const opcode = buffered[0] & 0x0f;
+      buffered = buffered.subarray(6 + length);
+      if (opcode === 0x8) return socket.end(Buffer.from([0x88, 0]));
+      if (opcode === 0x1) socket.write(Buffer.concat([Buffer.from([0x81, payload.length]), payload]));
+    }
+  });
+  socket.on("error", () => socket.destroy());
+}
+
 test.beforeAll(async () => {
-  upstream = http.createServer((_req, res) => res.writeHead(200, { "Content-Type": "text/plain" }).end("hello from upstream"));
+  upstream = http.createServer((req, res) => {
+    if (req.url === "/chat.html") return res.writeHead(200, { "Content-Type": "text/html" }).end(CHAT_PAGE);
+    res.writeHead(200, { "Content-Type": "text/plain" }).end("hello from upstream");
+  });
+  upstream.on("upgrade", echoWebSocket);
   upstreamPort = await findFreePort();
   await new Promise<void>((resolve) => upstream.listen(upstreamPort, "127.0.0.1", resolve));
   edgePort = await findFreePort();
@@ -160,6 +197,32 @@ test("serving Shop on the listener maps its DNS names, and the edge serves it to
   await expect(row).toContainText(`proxy to http://127.0.0.1:${upstreamPort}`);
   await expect(row).toContainText("Enabled");
   await expect(row.getByRole("cell").last()).toHaveText("2");
+});
+
+test("Chromium loads a page through the listener over HTTP/2 and opens a WebSocket on the same connection (RFC 8441)", async () => {
+  // A browser of its own, to resolve the mapped name to the edge and to accept Shop's self-signed certificate.
+  const browser = await chromium.launch({
+    executablePath: process.env.PORTCULLIS_CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--host-resolver-rules=MAP shop.example.test 127.0.0.1"],
+  });
+  try {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    webSocketRequests.length = 0;
+    await page.goto(`https://shop.example.test:${edgePort}/chat.html`);
+    await expect(page).toHaveTitle("echo: hello through the edge");
+    expect(await page.evaluate(() => (performance.getEntriesByType("navigation")[0] as PerformanceNavigationTiming).nextHopProtocol)).toBe("h2");
+    // The upstream got an HTTP/1.1 upgrade made by the edge from the browser's extended CONNECT: every header
+    // name is lower-case (HTTP/2's), where Chromium's own HTTP/1.1 handshake writes "Upgrade" and "Sec-WebSocket-Key".
+    expect(webSocketRequests).toHaveLength(1);
+    expect(webSocketRequests[0].url).toBe("/chat");
+    const names = webSocketRequests[0].rawHeaders.filter((_, i) => i % 2 === 0);
+    expect(names).toEqual(expect.arrayContaining(["upgrade", "connection", "sec-websocket-key", "x-forwarded-proto"]));
+    expect(names.filter((n) => n !== n.toLowerCase())).toEqual([]);
+    await context.close();
+  } finally {
+    await browser.close();
+  }
 });
 
 test("a name that got the fallback shows under Unmapped names and is mapped with one click", async ({ page }) => {

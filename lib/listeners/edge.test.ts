@@ -134,7 +134,19 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
     });
     upstream.on("connection", () => upstreamConnections++);
     upstream.on("upgrade", (req, socket) => {
-      socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+      if (req.headers.upgrade !== "websocket") {
+        socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+        socket.pipe(socket);
+        return;
+      }
+      // A WebSocket server's side of the handshake (RFC 6455 §4.2.2), then one text frame with the request it
+      // saw, then an echo of whatever comes.
+      if (req.url === "/ws-deny") return socket.end("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\ndenied");
+      const accept = req.url === "/ws-bad-accept" ? "bogus" : crypto.createHash("sha1").update(`${req.headers["sec-websocket-key"]}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
+      const protocol = String(req.headers["sec-websocket-protocol"] ?? "").split(",")[0].trim();
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : ""}\r\n`);
+      const seen = Buffer.from(JSON.stringify({ path: req.url, method: req.method, headers: req.headers }));
+      socket.write(Buffer.concat([Buffer.from([0x81, 126, seen.length >> 8, seen.length & 0xff]), seen]));
       socket.pipe(socket);
     });
     upstreamPort = await findFreePort();
@@ -208,6 +220,58 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
       expect(received).toMatch(/^HTTP\/1.1 101/);
       socket.destroy();
     }
+  });
+
+  it("carries WebSockets over HTTP/2 (RFC 8441) to the upstream as HTTP/1.1 upgrades", async () => {
+    const session = http2.connect(`https://127.0.0.1:${httpsPort}`, { servername: "a.example.test", rejectUnauthorized: false });
+    session.on("error", () => {});
+    const settings = await new Promise<http2.Settings>((r) => session.once("remoteSettings", r));
+    expect(settings.enableConnectProtocol).toBe(true);
+    const connect = (path: string, extra: http2.OutgoingHttpHeaders = {}) =>
+      session.request({ ":method": "CONNECT", ":protocol": "websocket", ":scheme": "https", ":path": path, ":authority": "a.example.test", "sec-websocket-version": "13", ...extra }, { endStream: false });
+    const responseOf = (stream: http2.ClientHttp2Stream) => new Promise<http2.IncomingHttpHeaders>((resolve, reject) => stream.once("response", resolve).once("error", reject));
+
+    const stream = connect("/chat?room=1", { "sec-websocket-protocol": "chat.v2, chat.v1", origin: "https://a.example.test", "x-forwarded-for": "203.0.113.7" });
+    const response = await responseOf(stream);
+    expect(response[":status"]).toBe(200);
+    expect(response["sec-websocket-protocol"]).toBe("chat.v2");
+    expect(response["sec-websocket-accept"]).toBeUndefined(); // an HTTP/2 answer carries no accept key
+    let received = Buffer.alloc(0);
+    stream.on("data", (d: Buffer) => (received = Buffer.concat([received, d])));
+    const first = await waitFor(async () => received, (r) => r.length >= 4 && r.length >= 4 + r.readUInt16BE(2));
+    expect(first[0]).toBe(0x81);
+    const seen = JSON.parse(first.subarray(4, 4 + first.readUInt16BE(2)).toString()) as { path: string; method: string; headers: Record<string, string> };
+    expect(seen).toMatchObject({ path: "/chat?room=1", method: "GET" });
+    expect(seen.headers).toMatchObject({
+      host: "a.example.test",
+      upgrade: "websocket",
+      connection: "Upgrade",
+      "sec-websocket-version": "13",
+      "sec-websocket-protocol": "chat.v2, chat.v1",
+      origin: "https://a.example.test",
+      "x-forwarded-proto": "https",
+      "x-forwarded-host": "a.example.test",
+      "x-forwarded-for": "203.0.113.7, 127.0.0.1",
+    });
+    expect(seen.headers["sec-websocket-key"]).toMatch(/^[A-Za-z0-9+/]{22}==$/);
+    // Frames go both ways, byte for byte: a masked client text frame "ping" comes back from the echo.
+    const mask = crypto.randomBytes(4);
+    const frame = Buffer.concat([Buffer.from([0x81, 0x80 | 4]), mask, Buffer.from("ping").map((b, i) => b ^ mask[i % 4])]);
+    received = Buffer.alloc(0);
+    stream.write(frame);
+    await waitFor(async () => received, (r) => r.equals(frame));
+
+    // The upstream's refusal reaches the client as it is; a wrong accept key is the upstream's fault (502).
+    const denied = connect("/ws-deny");
+    expect((await responseOf(denied))[":status"]).toBe(403);
+    const badAccept = connect("/ws-bad-accept");
+    expect((await responseOf(badAccept))[":status"]).toBe(502);
+    // Only WebSockets: a plain CONNECT is refused, and other protocols are not implemented.
+    const plain = session.request({ ":method": "CONNECT", ":authority": "example.org:443" }, { endStream: false });
+    expect((await responseOf(plain))[":status"]).toBe(405);
+    const other = connect("/wt", { ":protocol": "webtransport" });
+    expect((await responseOf(other))[":status"]).toBe(501);
+    session.destroy();
   });
 
   it("forwards HTTP/1.1 bodies and end-to-end headers; hop-by-hop ones, and those Connection names, stay on this hop", async () => {
@@ -294,12 +358,33 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
     expect(h2.headers["x-upstream-hop"]).toBeUndefined();
   });
 
-  it("passes the final response on when the upstream sends 103 Early Hints first", async () => {
-    const h1 = await httpsGet(httpsPort, "a.example.test", "/early-hints");
-    expect(h1).toMatchObject({ status: 200, body: "after the hints" });
-    const h2 = await h2Request(httpsPort, "a.example.test", { ":path": "/early-hints" });
-    expect(h2.headers[":status"]).toBe(200);
-    expect(h2.body).toBe("after the hints");
+  it("passes 103 Early Hints on to HTTP/1.1 and HTTP/2 clients, then the final response", async () => {
+    const hints = await new Promise<{ status: number; link: unknown; final: number; body: string }>((resolve, reject) => {
+      const req = https.get({ host: "127.0.0.1", port: httpsPort, servername: "a.example.test", path: "/early-hints", rejectUnauthorized: false, agent: false, headers: { host: "a.example.test" } });
+      let informational = { status: 0, link: undefined as unknown };
+      req.on("information", (info) => (informational = { status: info.statusCode, link: info.headers.link }));
+      req.on("response", (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ ...informational, final: res.statusCode!, body }));
+      });
+      req.on("error", reject);
+    });
+    expect(hints).toEqual({ status: 103, link: "</style.css>; rel=preload; as=style", final: 200, body: "after the hints" });
+
+    const session = http2.connect(`https://127.0.0.1:${httpsPort}`, { servername: "a.example.test", rejectUnauthorized: false });
+    const stream = session.request({ ":path": "/early-hints", ":authority": "a.example.test" });
+    const early: http2.IncomingHttpHeaders[] = [];
+    stream.on("headers", (h) => early.push(h));
+    const final = await new Promise<http2.IncomingHttpHeaders>((r) => stream.once("response", r));
+    let body = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (d: string) => (body += d));
+    await new Promise((r) => stream.on("end", r));
+    session.close();
+    expect(early.map((h) => [h[":status"], h.link])).toEqual([[103, "</style.css>; rel=preload; as=style"]]);
+    expect(final[":status"]).toBe(200);
+    expect(body).toBe("after the hints");
   });
 
   it("answers 502 over HTTP/2 when the upstream is down", async () => {

@@ -13,7 +13,7 @@ import { createSelfSignedCertificate } from "../pki/selfSigned";
 import { keyContext } from "../certificates";
 import { ListenerCounterStore, type ListenerCounts } from "../metrics/listener-counters";
 import { parseClientHello, type ClientHelloResult } from "./client-hello";
-import { parseUpstream, proxyRequest, proxyUpgrade, UpstreamPools, type ProxiedRequest, type ProxiedResponse, type Upstream } from "./proxy";
+import { parseUpstream, proxyHttp2WebSocket, proxyRequest, proxyUpgrade, UpstreamPools, type ProxiedRequest, type ProxiedResponse, type Upstream } from "./proxy";
 import { listenForEdgeRevisions, readEdgeRevision, type RevisionListener } from "./revision";
 import { checkServedCertificates, isServedCheckConnection, periodicRotation, type CheckPlan } from "./served-check";
 
@@ -333,9 +333,11 @@ export class Edge {
       });
       // Never listens: it gets the TLS sockets that negotiated h2. Sessions idle this long are closed, and
       // a client gets as many concurrent streams as nginx allows.
-      const h2Server = http2.createServer({ settings: { maxConcurrentStreams: 128 } });
+      // enableConnectProtocol: browsers open WebSockets on the HTTP/2 connection they already have (RFC 8441).
+      const h2Server = http2.createServer({ settings: { maxConcurrentStreams: 128, enableConnectProtocol: true } });
       h2Server.setTimeout(IDLE_TIMEOUT_MS);
       h2Server.on("request", (req, res) => this.handleHttpsRequest(running, req, res));
+      h2Server.on("connect", (req, res) => this.handleHttp2Connect(running, req, res));
       h2Server.on("session", (session) => session.on("error", () => session.destroy()));
       running.h2Server = h2Server;
       server = net.createServer({ noDelay: true }, (socket) => this.acceptTls(running, socket));
@@ -492,13 +494,24 @@ export class Edge {
       res.end("This listener has no upstream configured.\n");
       return;
     }
-    if (req.method === "CONNECT") {
-      // Only HTTP/2 gets here with CONNECT (HTTP/1.1's goes to 'connect'): this is not a forward proxy.
-      res.writeHead(405, { "content-type": "text/plain; charset=utf-8" });
-      res.end("CONNECT is not supported.\n");
+    proxyRequest(this.pools, req, res, running.upstream, "https", running.counts);
+  }
+
+  /** HTTP/2's CONNECT: a WebSocket (RFC 8441) goes to the upstream; this is not a forward proxy. */
+  private handleHttp2Connect(running: Running, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) {
+    running.counts.requests++;
+    const protocol = req.headers[":protocol"];
+    if (protocol === "websocket" && running.upstream) {
+      proxyHttp2WebSocket(req, res, running.upstream, "https", running.counts);
       return;
     }
-    proxyRequest(this.pools, req, res, running.upstream, "https", running.counts);
+    const [status, message] = !running.upstream
+      ? [503, "This listener has no upstream configured.\n"]
+      : protocol
+        ? [501, `The ${String(protocol)} protocol is not supported over HTTP/2 CONNECT; only websocket is.\n`]
+        : [405, "CONNECT is not supported: this is a reverse proxy, not a forward proxy.\n"];
+    res.writeHead(status, { "content-type": "text/plain; charset=utf-8" });
+    res.end(message);
   }
 
   private async handleHttpRequest(running: Running, req: http.IncomingMessage, res: http.ServerResponse) {

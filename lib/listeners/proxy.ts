@@ -1,5 +1,7 @@
-import type http from "node:http";
-import type http2 from "node:http2";
+import crypto from "node:crypto";
+import http from "node:http";
+import http2 from "node:http2";
+import https from "node:https";
 import net from "node:net";
 import tls from "node:tls";
 import type { Duplex } from "node:stream";
@@ -8,7 +10,8 @@ import { Pool, type Dispatcher } from "undici";
 // The reverse proxy: requests from HTTP/1.1 and HTTP/2 clients go to the upstream over HTTP/1.1 through
 // undici's keep-alive connection pools (about 1.7× the requests per CPU-second of node:http's Agent, measured
 // side by side), with X-Forwarded-*, streamed bodies both ways, response trailers, a plain 502 page when the
-// upstream is down, and WebSocket (and any other HTTP/1.1) upgrades spliced over raw sockets.
+// upstream is down, 103 Early Hints passed on, WebSocket (and any other HTTP/1.1) upgrades spliced over raw
+// sockets, and WebSockets over HTTP/2 (RFC 8441) turned into HTTP/1.1 upgrades towards the upstream.
 
 export type ProxiedRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type ProxiedResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -201,7 +204,18 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: http.IncomingHttpHeaders, statusMessage?: string) {
-    if (statusCode < 200) return; // 103 Early Hints and the like: only the final response is passed on
+    if (statusCode < 200) {
+      // 103 Early Hints goes on to the client (Node checks its Link header); 100 Continue was the edge's
+      // own to send, and other 1xx codes have no meaning past this hop.
+      if (statusCode === 103 && headers.link && !this.res.headersSent) {
+        try {
+          this.res.writeEarlyHints(withoutHopByHop(headers) as Record<string, string | string[]>);
+        } catch {
+          // a Link header Node will not send: the hints are an optimisation, the final response still comes
+        }
+      }
+      return;
+    }
     try {
       const outgoing = withoutHopByHop(headers);
       if (this.http2Client) (this.res as http2.Http2ServerResponse).writeHead(statusCode, outgoing);
@@ -294,6 +308,88 @@ export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Bu
   socket.on("error", () => upstreamSocket.destroy());
   socket.on("close", () => upstreamSocket.destroy());
   upstreamSocket.on("close", () => socket.destroy());
+}
+
+const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+// What an RFC 8441 client sends that the upstream's HTTP/1.1 WebSocket handshake needs as it is; the key is
+// the edge's own (an HTTP/2 client sends none) and the edge checks the upstream's answer to it.
+const WEBSOCKET_PASSED = new Set(["sec-websocket-protocol", "sec-websocket-extensions", "sec-websocket-version", "origin"]);
+
+/**
+ * An extended CONNECT over HTTP/2 (RFC 8441): a WebSocket for browsers that keep one connection per site.
+ * The upstream gets an ordinary HTTP/1.1 upgrade; once it answers 101 with the right accept key the client
+ * gets 200 and the stream carries the WebSocket frames both ways. Anything other than 101 from the upstream
+ * goes back as it is (a 403 or 404 stays one), and an unreachable upstream gets the 502 page.
+ */
+export function proxyHttp2WebSocket(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, upstream: Upstream, proto: "http" | "https", counts?: UpstreamErrorCount) {
+  const { headers } = fromHttp2(req, proto);
+  const key = crypto.randomBytes(16).toString("base64");
+  const outgoing: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i];
+    if (!name.startsWith("sec-websocket-") || WEBSOCKET_PASSED.has(name)) outgoing.push(name, headers[i + 1]);
+  }
+  if (!req.headers["sec-websocket-version"]) outgoing.push("sec-websocket-version", "13");
+  outgoing.push("connection", "Upgrade", "upgrade", "websocket", "sec-websocket-key", key);
+  const { hostname } = upstream.url;
+  const options: https.RequestOptions = {
+    host: hostname,
+    port: upstream.port,
+    method: "GET",
+    path: joinPath(upstream, String(req.headers[":path"] ?? "/")),
+    headers: outgoing,
+    agent: false,
+    timeout: UPSTREAM_TIMEOUT_MS,
+    ...(upstream.secure ? { servername: net.isIP(hostname) ? undefined : hostname } : {}),
+  };
+  const upstreamRequest = (upstream.secure ? https : http).request(options);
+  const { stream } = req;
+  let settled = false;
+  const fail = (err: Error) => {
+    if (settled) return;
+    settled = true;
+    if (counts) counts.upstreamErrors++;
+    if (!stream.destroyed) sendBadGateway(res, upstream, err);
+  };
+  upstreamRequest.on("error", fail);
+  upstreamRequest.on("timeout", () => upstreamRequest.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })));
+  stream.on("close", () => {
+    if (!settled) upstreamRequest.destroy();
+  });
+  upstreamRequest.on("response", (upstreamRes) => {
+    // The upstream said no to the upgrade: its answer is the client's.
+    settled = true;
+    res.writeHead(upstreamRes.statusCode ?? 502, withoutHopByHop({ ...upstreamRes.headers }));
+    upstreamRes.pipe(res as unknown as NodeJS.WritableStream);
+  });
+  upstreamRequest.on("upgrade", (upstreamRes: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    const expected = crypto.createHash("sha1").update(key + WEBSOCKET_GUID).digest("base64");
+    if (String(upstreamRes.headers.upgrade ?? "").toLowerCase() !== "websocket" || upstreamRes.headers["sec-websocket-accept"] !== expected) {
+      socket.destroy();
+      fail(new Error("it answered the WebSocket upgrade with a wrong Sec-WebSocket-Accept or Upgrade header"));
+      return;
+    }
+    settled = true;
+    if (stream.destroyed) return socket.destroy();
+    socket.setTimeout(0);
+    socket.setNoDelay(true);
+    const answer: http2.OutgoingHttpHeaders = { ":status": 200 };
+    for (const name of ["sec-websocket-protocol", "sec-websocket-extensions"]) {
+      const value = upstreamRes.headers[name];
+      if (value !== undefined) answer[name] = value;
+    }
+    stream.respond(answer);
+    if (head.length) stream.write(head);
+    socket.pipe(stream);
+    stream.pipe(socket);
+    socket.on("error", () => stream.close(http2.constants.NGHTTP2_CANCEL));
+    socket.on("close", () => {
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    });
+    stream.on("error", () => socket.destroy());
+    stream.on("close", () => socket.destroy());
+  });
+  upstreamRequest.end();
 }
 
 function joinPath(upstream: Upstream, requestPath: string): string {
