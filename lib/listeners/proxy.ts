@@ -353,8 +353,10 @@ export function proxyHttp2WebSocket(req: http2.Http2ServerRequest, res: http2.Ht
   };
   upstreamRequest.on("error", fail);
   upstreamRequest.on("timeout", () => upstreamRequest.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })));
+  let upgraded = false;
+  // A client that goes away first takes the upstream request (or the refusal it is reading) with it.
   stream.on("close", () => {
-    if (!settled) upstreamRequest.destroy();
+    if (!upgraded) upstreamRequest.destroy();
   });
   upstreamRequest.on("response", (upstreamRes) => {
     // The upstream said no to the upgrade: its answer is the client's.
@@ -370,6 +372,7 @@ export function proxyHttp2WebSocket(req: http2.Http2ServerRequest, res: http2.Ht
       return;
     }
     settled = true;
+    upgraded = true;
     if (stream.destroyed) return socket.destroy();
     socket.setTimeout(0);
     socket.setNoDelay(true);
