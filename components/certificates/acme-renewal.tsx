@@ -1,7 +1,8 @@
 "use client";
 
 import { useRouter } from "next/navigation";
-import { useState } from "react";
+import { sendJson } from "@/components/forms/api";
+import { useApiSubmit } from "@/components/forms/use-api-submit";
 import { Button } from "@/components/ui/button";
 import { FormMessage } from "@/components/ui/field";
 import type { CertificateDetail } from "@/lib/certificates";
@@ -21,30 +22,15 @@ const CHALLENGES: Record<string, string> = { "http-01": "HTTP-01", "tls-alpn-01"
 /** How and when an ACME certificate renews, why the last attempt failed, and the buttons that skip the wait. */
 export function AcmeRenewal({ cert, isAdmin }: { cert: CertificateDetail; isAdmin: boolean }) {
   const router = useRouter();
-  const [pending, setPending] = useState(false);
-  const [message, setMessage] = useState<string | null>(null);
+  const { pending, message, submit } = useApiSubmit();
   const acme = cert.acme;
   if (!acme) return null;
   const failed = cert.status === "failed" || (cert.status === "expired" && cert.lastError);
   const working = cert.status === "requesting" || cert.status === "renewing";
   const label = failed || !cert.chainPem ? "Retry now" : "Renew now";
 
-  async function renew() {
-    setPending(true);
-    setMessage(null);
-    try {
-      const response = await fetch(`/api/v1/certificates/${cert.id}/renew`, { method: "POST" });
-      if (!response.ok) {
-        const body = (await response.json().catch(() => null)) as { error?: { message?: string } } | null;
-        setMessage(body?.error?.message ?? `the server answered ${response.status}`);
-        return;
-      }
-      router.refresh();
-    } catch {
-      setMessage("could not reach the console; check your connection");
-    } finally {
-      setPending(false);
-    }
+  function renew() {
+    return submit(() => sendJson<unknown>("POST", `/api/v1/certificates/${cert.id}/renew`), () => router.refresh());
   }
 
   return (
@@ -98,7 +84,7 @@ export function AcmeRenewal({ cert, isAdmin }: { cert: CertificateDetail; isAdmi
             {acme.renewalInfoCheckedAt ? `, checked ${relativeTime(acme.renewalInfoCheckedAt)}` : ""}.
           </p>
         ) : null}
-        <FormMessage message={message} />
+        <FormMessage message={message?.text} tone={message?.tone} />
       </div>
     </section>
   );

@@ -3,9 +3,10 @@
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
+import { postJson } from "@/components/forms/api";
+import { useApiSubmit } from "@/components/forms/use-api-submit";
 import { Button } from "@/components/ui/button";
 import { FormMessage, SelectField, TextAreaField, TextField } from "@/components/ui/field";
-import { postJson } from "./post-json";
 import { SourceTabs } from "./source-tabs";
 
 export type AccountChoice = { id: string; label: string; isDefault: boolean };
@@ -27,41 +28,31 @@ const KEY_TYPES = [
 /** Certificates → New → Let's Encrypt: the names, how the CA validates them, and which account asks. */
 export function NewAcmeForm({ accounts, defaultCa, dnsCredentials }: { accounts: AccountChoice[]; defaultCa: string; dnsCredentials: DnsCredentialChoice[] }) {
   const router = useRouter();
-  const [errors, setErrors] = useState<Record<string, string[]>>({});
-  const [message, setMessage] = useState<string | null>(null);
-  const [pending, setPending] = useState(false);
+  const { pending, errors, message, submit } = useApiSubmit();
   const [throttled, setThrottled] = useState(false);
   const [challenge, setChallenge] = useState("http-01");
 
-  async function request(form: FormData) {
-    setPending(true);
-    setErrors({});
-    setMessage(null);
-    try {
-      const result = await postJson<{ id: string }>("/api/v1/certificates", {
-        source: "acme",
-        name: form.get("name"),
-        domains: form.get("domains"),
-        challenge: form.get("challenge"),
-        dnsCredentialId: form.get("challenge") === "dns-01" ? form.get("dnsCredentialId") || undefined : undefined,
-        keyType: form.get("keyType"),
-        accountId: form.get("accountId") || undefined,
-        email: form.get("email") || undefined,
-        agreeTos: form.get("agreeTos") === "on",
-        force: form.get("force") === "on",
-      });
-      if (!result.ok) {
-        setErrors(result.error.fields);
-        setMessage(result.error.message);
-        setThrottled(/rate|slot/i.test(result.error.message));
-        return;
-      }
-      router.push(`/certificates/${result.data.id}`);
-    } catch {
-      setMessage("could not reach the console; check your connection");
-    } finally {
-      setPending(false);
-    }
+  function request(form: FormData) {
+    return submit(
+      async () => {
+        const result = await postJson<{ id: string }>("/api/v1/certificates", {
+          source: "acme",
+          name: form.get("name"),
+          domains: form.get("domains"),
+          challenge: form.get("challenge"),
+          dnsCredentialId: form.get("challenge") === "dns-01" ? form.get("dnsCredentialId") || undefined : undefined,
+          keyType: form.get("keyType"),
+          accountId: form.get("accountId") || undefined,
+          email: form.get("email") || undefined,
+          agreeTos: form.get("agreeTos") === "on",
+          force: form.get("force") === "on",
+        });
+        // A rate limit or a full order slot offers to send the order anyway.
+        if (!result.ok) setThrottled(/rate|slot/i.test(result.error.message));
+        return result;
+      },
+      (created) => router.push(`/certificates/${created.id}`),
+    );
   }
 
   return (
@@ -136,7 +127,7 @@ export function NewAcmeForm({ accounts, defaultCa, dnsCredentials }: { accounts:
             <span>Send the order anyway. The CA may refuse it and count it against the limit again.</span>
           </label>
         ) : null}
-        <FormMessage message={message} />
+        <FormMessage message={message?.text} tone={message?.tone} />
         <Button type="submit" disabled={pending}>
           {pending ? "Requesting…" : "Request certificate"}
         </Button>

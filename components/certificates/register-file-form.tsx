@@ -1,43 +1,32 @@
 "use client";
 
 import { useRouter } from "next/navigation";
-import { useState } from "react";
+import { postJson } from "@/components/forms/api";
+import { useApiSubmit } from "@/components/forms/use-api-submit";
 import { Button } from "@/components/ui/button";
 import { FormMessage, TextField } from "@/components/ui/field";
-import { postJson } from "./post-json";
 import { SourceTabs } from "./source-tabs";
 
 /** Certificates another tool keeps on disk, like certbot's fullchain.pem and privkey.pem. */
 export function RegisterFileForm() {
   const router = useRouter();
-  const [errors, setErrors] = useState<Record<string, string[]>>({});
-  const [message, setMessage] = useState<string | null>(null);
-  const [pending, setPending] = useState(false);
+  const { pending, errors, message, submit } = useApiSubmit();
 
-  async function register(form: FormData) {
-    setPending(true);
-    setErrors({});
-    setMessage(null);
-    try {
-      const result = await postJson<{ id: string }>("/api/v1/certificates", {
-        source: "file",
-        name: form.get("name"),
-        certPath: form.get("certPath"),
-        keyPath: form.get("keyPath"),
-      });
-      if (!result.ok) {
-        const { fields } = result.error;
-        setErrors({ ...fields, certPath: fields.certPath ?? fields.certificate ?? [], keyPath: fields.keyPath ?? fields.key ?? [] });
-        setMessage(result.error.message);
-        return;
-      }
-      router.push(`/certificates/${result.data.id}`);
-      router.refresh();
-    } catch {
-      setMessage("could not reach the console; check your connection");
-    } finally {
-      setPending(false);
-    }
+  function register(form: FormData) {
+    return submit(
+      () =>
+        postJson<{ id: string }>("/api/v1/certificates", {
+          source: "file",
+          name: form.get("name"),
+          certPath: form.get("certPath"),
+          keyPath: form.get("keyPath"),
+        }),
+      (created) => {
+        router.push(`/certificates/${created.id}`);
+        router.refresh();
+      },
+      { showFailure: ({ fields, ...failure }) => ({ ...failure, fields: { ...fields, certPath: fields.certPath ?? fields.certificate ?? [], keyPath: fields.keyPath ?? fields.key ?? [] } }) },
+    );
   }
 
   return (
@@ -54,7 +43,7 @@ export function RegisterFileForm() {
         <TextField name="name" label="Display name (optional)" maxLength={100} errors={errors.name} />
         <TextField name="certPath" label="Certificate file (full chain)" placeholder="/etc/letsencrypt/live/example.com/fullchain.pem" errors={errors.certPath} required />
         <TextField name="keyPath" label="Private key file" placeholder="/etc/letsencrypt/live/example.com/privkey.pem" errors={errors.keyPath} required />
-        <FormMessage message={message} />
+        <FormMessage message={message?.text} tone={message?.tone} />
         <Button type="submit" disabled={pending}>
           {pending ? "Reading…" : "Register"}
         </Button>

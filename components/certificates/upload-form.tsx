@@ -2,12 +2,12 @@
 
 import { useRouter } from "next/navigation";
 import { useState } from "react";
+import { postJson, type FieldErrors } from "@/components/forms/api";
+import { notSent, useApiSubmit, type SubmitOutcome } from "@/components/forms/use-api-submit";
 import { Button } from "@/components/ui/button";
 import { FormMessage, TextAreaField, TextField } from "@/components/ui/field";
 import type { UploadPreview } from "@/lib/certificates/imported";
-import { postJson } from "./post-json";
 import { SourceTabs } from "./source-tabs";
-
 
 const MAX_FILE_BYTES = 1024 * 1024;
 
@@ -28,12 +28,11 @@ export function UploadCertificateForm({ certificateId, certificateName }: { cert
   const router = useRouter();
   const [mode, setMode] = useState<"pem" | "pkcs12">("pem");
   const [preview, setPreview] = useState<UploadPreview | null>(null);
-  const [errors, setErrors] = useState<Record<string, string[]>>({});
-  const [message, setMessage] = useState<string | null>(null);
-  const [pending, setPending] = useState(false);
+  const { pending, errors, message, submit } = useApiSubmit();
 
-  async function bodyFrom(form: FormData): Promise<Record<string, unknown> | null> {
-    const fileErrors: Record<string, string[]> = {};
+  /** The request body, or the fields whose files cannot be sent. */
+  async function bodyFrom(form: FormData): Promise<SubmitOutcome<Record<string, unknown>>> {
+    const fileErrors: FieldErrors = {};
     const take = async (field: string, fileField: string, as: "text" | "base64") => {
       const file = form.get(fileField);
       if (file instanceof File && file.size > 0) {
@@ -59,57 +58,31 @@ export function UploadCertificateForm({ certificateId, certificateName }: { cert
         passphrase: String(form.get("passphrase") ?? "") || undefined,
       };
     }
-    if (Object.keys(fileErrors).length) {
-      setErrors(fileErrors);
-      setMessage("nothing was uploaded: check the highlighted fields");
-      return null;
-    }
-    return body;
+    if (Object.keys(fileErrors).length) return notSent("nothing was uploaded: check the highlighted fields", fileErrors);
+    return { ok: true, data: body };
   }
 
-  async function send(url: string, body: Record<string, unknown>) {
-    const result = await postJson<unknown>(url, body);
-    if (!result.ok) {
-      setErrors(result.error.fields);
-      setMessage(result.error.message);
-      return null;
-    }
-    return result.data;
-  }
-
-  async function check(form: FormData) {
-    setPending(true);
-    setErrors({});
-    setMessage(null);
+  function check(form: FormData) {
     setPreview(null);
-    try {
+    return submit(async () => {
       const body = await bodyFrom(form);
-      if (!body) return;
-      const result = (await send("/api/v1/certificates/preview", body)) as UploadPreview | null;
-      if (result) setPreview(result);
-    } catch {
-      setMessage("could not reach the console; check your connection");
-    } finally {
-      setPending(false);
-    }
+      return body.ok ? postJson<UploadPreview>("/api/v1/certificates/preview", body.data) : body;
+    }, setPreview);
   }
 
-  async function save(form: FormData) {
-    setPending(true);
-    try {
-      const body = await bodyFrom(form);
-      if (!body) return;
-      const url = certificateId ? `/api/v1/certificates/${certificateId}/upload` : "/api/v1/certificates";
-      const result = (await send(url, certificateId ? body : { source: "upload", ...body })) as { id: string } | null;
-      if (result) {
-        router.push(`/certificates/${result.id}`);
+  function save(form: FormData) {
+    return submit(
+      async () => {
+        const body = await bodyFrom(form);
+        if (!body.ok) return body;
+        const url = certificateId ? `/api/v1/certificates/${certificateId}/upload` : "/api/v1/certificates";
+        return postJson<{ id: string }>(url, certificateId ? body.data : { source: "upload", ...body.data });
+      },
+      (saved) => {
+        router.push(`/certificates/${saved.id}`);
         router.refresh();
-      }
-    } catch {
-      setMessage("could not reach the console; check your connection");
-    } finally {
-      setPending(false);
-    }
+      },
+    );
   }
 
   return (
@@ -157,7 +130,7 @@ export function UploadCertificateForm({ certificateId, certificateName }: { cert
             <TextField name="password" label="PKCS#12 password" type="password" autoComplete="off" errors={errors.password} />
           </>
         )}
-        <FormMessage message={message} />
+        <FormMessage message={message?.text} tone={message?.tone} />
         {preview ? (
           <section aria-label="What this certificate holds" data-testid="upload-preview" className="space-y-2 rounded-md bg-slate-50 p-4 text-sm ring-1 ring-slate-200">
             <p>

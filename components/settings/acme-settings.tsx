@@ -2,7 +2,8 @@
 
 import { useRouter } from "next/navigation";
 import { useState } from "react";
-import { postJson } from "@/components/certificates/post-json";
+import { postJson, sendJson } from "@/components/forms/api";
+import { UNREACHABLE, useApiSubmit } from "@/components/forms/use-api-submit";
 import { Button } from "@/components/ui/button";
 import { FormMessage, SelectField, TextField } from "@/components/ui/field";
 import type { AcmeAccountView } from "@/lib/acme/accounts";
@@ -14,47 +15,34 @@ type Configured = { directoryUrl: string; caName: string; caBundle: string | nul
 /** Settings → ACME: the accounts certificates are ordered with, one per CA and contact address. */
 export function AcmeSettings({ accounts, isAdmin, presets, configured }: { accounts: AcmeAccountView[]; isAdmin: boolean; presets: Preset[]; configured: Configured }) {
   const router = useRouter();
-  const [errors, setErrors] = useState<Record<string, string[]>>({});
-  const [message, setMessage] = useState<{ text: string; tone: "error" | "success" } | null>(null);
-  const [pending, setPending] = useState(false);
+  const { pending, errors, message, setMessage, submit } = useApiSubmit();
   const [preset, setPreset] = useState(presets.find((p) => p.url === configured.directoryUrl)?.id ?? "custom");
 
-  async function add(form: FormData) {
-    setPending(true);
-    setErrors({});
-    setMessage(null);
-    try {
-      const directoryUrl = preset === "custom" ? form.get("directoryUrl") : presets.find((p) => p.id === preset)?.url;
-      const result = await postJson<AcmeAccountView>("/api/v1/acme/accounts", {
-        directoryUrl,
-        email: form.get("email"),
-        eabKid: form.get("eabKid"),
-        eabHmacKey: form.get("eabHmacKey"),
-        agreeTos: form.get("agreeTos") === "on",
-        makeDefault: form.get("makeDefault") === "on",
-      });
-      if (!result.ok) {
-        setErrors(result.error.fields);
-        setMessage({ text: result.error.message, tone: "error" });
-        return;
-      }
-      setMessage({ text: `Saved. ${result.data.caName} registers the account when the first certificate is ordered.`, tone: "success" });
-      router.refresh();
-    } catch {
-      setMessage({ text: "could not reach the console; check your connection", tone: "error" });
-    } finally {
-      setPending(false);
-    }
+  function add(form: FormData) {
+    const directoryUrl = preset === "custom" ? form.get("directoryUrl") : presets.find((p) => p.id === preset)?.url;
+    return submit(
+      () =>
+        postJson<AcmeAccountView>("/api/v1/acme/accounts", {
+          directoryUrl,
+          email: form.get("email"),
+          eabKid: form.get("eabKid"),
+          eabHmacKey: form.get("eabHmacKey"),
+          agreeTos: form.get("agreeTos") === "on",
+          makeDefault: form.get("makeDefault") === "on",
+        }),
+      (account) => {
+        setMessage({ text: `Saved. ${account.caName} registers the account when the first certificate is ordered.`, tone: "success" });
+        router.refresh();
+      },
+    );
   }
 
+  // Not through `submit`: the table's buttons neither wait for nor hold up the add form, and leave its field errors alone.
   async function act(url: string, method: "POST" | "DELETE") {
     setMessage(null);
-    const response = await fetch(url, { method }).catch(() => undefined);
-    if (!response) return setMessage({ text: "could not reach the console; check your connection", tone: "error" });
-    if (!response.ok) {
-      const body = (await response.json().catch(() => null)) as { error?: { message?: string } } | null;
-      return setMessage({ text: body?.error?.message ?? `the server answered ${response.status}`, tone: "error" });
-    }
+    const result = await sendJson<unknown>(method, url).catch(() => null);
+    if (!result) return setMessage({ text: UNREACHABLE, tone: "error" });
+    if (!result.ok) return setMessage({ text: result.error.message, tone: "error" });
     router.refresh();
   }
 

@@ -2,7 +2,8 @@
 
 import { useRouter } from "next/navigation";
 import { useEffect, useState } from "react";
-import { postJson } from "@/components/certificates/post-json";
+import { postJson, sendJson } from "@/components/forms/api";
+import { useApiSubmit } from "@/components/forms/use-api-submit";
 import { AlertDeliveries } from "@/components/settings/alert-deliveries";
 import { AlertEventTypesField, eventTypesFrom } from "@/components/settings/alert-event-types";
 import { Button } from "@/components/ui/button";
@@ -11,17 +12,9 @@ import { FormMessage, SelectField, TextField } from "@/components/ui/field";
 import { ALERT_EVENT_TYPES } from "@/lib/alerts/constants";
 import type { DeliveryView, WebhookView, WebhookWithSecret } from "@/lib/alerts/webhooks";
 
-type Message = { text: string; tone: "error" | "success" } | null;
 type Shown = { webhookName: string; secret: string; why: "created" | "rotated" };
 
 const POLL_MS = 3_000;
-
-async function send(url: string, method: "PATCH" | "POST" | "DELETE", body?: unknown) {
-  const response = await fetch(url, { method, headers: body === undefined ? undefined : { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const json = (await response.json().catch(() => null)) as ({ error?: { message?: string; fields?: Record<string, string[]> } } & Record<string, unknown>) | null;
-  if (!response.ok) return { ok: false as const, message: json?.error?.message ?? `the server answered ${response.status}`, fields: json?.error?.fields ?? {} };
-  return { ok: true as const, data: json };
-}
 
 /**
  * Settings → Alerts: webhooks that receive signed JSON alerts (one per problem, not one per retry),
@@ -30,9 +23,7 @@ async function send(url: string, method: "PATCH" | "POST" | "DELETE", body?: unk
  */
 export function AlertSettings({ webhooks, deliveries, isAdmin }: { webhooks: WebhookView[]; deliveries: Record<string, DeliveryView[]>; isAdmin: boolean }) {
   const router = useRouter();
-  const [errors, setErrors] = useState<Record<string, string[]>>({});
-  const [message, setMessage] = useState<Message>(null);
-  const [pending, setPending] = useState(false);
+  const { pending, errors, message, setMessage, submit } = useApiSubmit();
   const [formKey, setFormKey] = useState(0);
   const [shown, setShown] = useState<Shown | null>(null);
   const waiting = Object.values(deliveries).some((list) => list.some((d) => d.status === "pending"));
@@ -44,31 +35,22 @@ export function AlertSettings({ webhooks, deliveries, isAdmin }: { webhooks: Web
     return () => clearInterval(timer);
   }, [waiting, router]);
 
-  async function add(form: FormData) {
-    setPending(true);
-    setErrors({});
-    setMessage(null);
-    try {
-      const result = await postJson<WebhookWithSecret>("/api/v1/webhooks", {
-        name: form.get("name"),
-        url: form.get("url"),
-        eventTypes: eventTypesFrom(form),
-        enabled: form.get("enabled") === "on",
-      });
-      if (!result.ok) {
-        setErrors(result.error.fields);
-        setMessage({ text: result.error.message, tone: "error" });
-        return;
-      }
-      setFormKey((k) => k + 1);
-      setShown({ webhookName: result.data.name, secret: result.data.secret, why: "created" });
-      setMessage({ text: `Webhook "${result.data.name}" added.`, tone: "success" });
-      router.refresh();
-    } catch {
-      setMessage({ text: "could not reach the console; check your connection", tone: "error" });
-    } finally {
-      setPending(false);
-    }
+  function add(form: FormData) {
+    return submit(
+      () =>
+        postJson<WebhookWithSecret>("/api/v1/webhooks", {
+          name: form.get("name"),
+          url: form.get("url"),
+          eventTypes: eventTypesFrom(form),
+          enabled: form.get("enabled") === "on",
+        }),
+      (created) => {
+        setFormKey((k) => k + 1);
+        setShown({ webhookName: created.name, secret: created.secret, why: "created" });
+        setMessage({ text: `Webhook "${created.name}" added.`, tone: "success" });
+        router.refresh();
+      },
+    );
   }
 
   return (
@@ -150,42 +132,30 @@ function SecretOnce({ shown, onDone }: { shown: Shown; onDone: () => void }) {
 
 function WebhookCard({ webhook: w, deliveries, isAdmin, onSecret }: { webhook: WebhookView; deliveries: DeliveryView[]; isAdmin: boolean; onSecret: (secret: string) => void }) {
   const router = useRouter();
-  const [message, setMessage] = useState<Message>(null);
-  const [busy, setBusy] = useState<string | null>(null);
+  const { busy, errors, message, setMessage, submit } = useApiSubmit();
   const [confirming, setConfirming] = useState(false);
   const [editing, setEditing] = useState(false);
-  const [errors, setErrors] = useState<Record<string, string[]>>({});
   const [testType, setTestType] = useState<string>(w.eventTypes[0] ?? ALERT_EVENT_TYPES[0]);
 
-  async function act<T>(label: string, run: () => Promise<{ ok: true; data: T } | { ok: false; message: string; fields: Record<string, string[]> }>, onOk: (data: T) => void) {
-    setBusy(label);
-    setMessage(null);
-    setErrors({});
-    try {
-      const result = await run();
-      if (!result.ok) {
-        setErrors(result.fields);
-        setMessage({ text: result.message, tone: "error" });
-        return;
-      }
-      onOk(result.data);
-      router.refresh();
-    } catch {
-      setMessage({ text: "could not reach the console; check your connection", tone: "error" });
-    } finally {
-      setBusy(null);
-    }
-  }
+  /** Every button here refreshes the page after it worked. */
+  const act = <T,>(action: string, method: "PATCH" | "POST" | "DELETE", url: string, body: unknown, onOk: (data: T) => void) =>
+    submit(
+      () => sendJson<T>(method, url, body),
+      (data) => {
+        onOk(data);
+        router.refresh();
+      },
+      { action },
+    );
 
   const sendTest = () =>
-    act("test", () => send(`/api/v1/webhooks/${w.id}/test`, "POST", { type: testType }), (data) => {
-      const d = data as unknown as DeliveryView;
+    act<DeliveryView>("test", "POST", `/api/v1/webhooks/${w.id}/test`, { type: testType }, (d) => {
       if (d.status === "delivered") setMessage({ text: `Test delivered: HTTP ${d.lastStatusCode} in ${d.lastDurationMs} ms.`, tone: "success" });
       else setMessage({ text: `Test not delivered: ${d.lastError ?? d.status}.`, tone: "error" });
     });
 
   const save = (form: FormData) =>
-    act("save", () => send(`/api/v1/webhooks/${w.id}`, "PATCH", { name: form.get(`name-${w.id}`), url: form.get(`url-${w.id}`), eventTypes: eventTypesFrom(form), enabled: form.get("enabled") === "on" }), () => {
+    act("save", "PATCH", `/api/v1/webhooks/${w.id}`, { name: form.get(`name-${w.id}`), url: form.get(`url-${w.id}`), eventTypes: eventTypesFrom(form), enabled: form.get("enabled") === "on" }, () => {
       setEditing(false);
       setMessage({ text: "Saved.", tone: "success" });
     });
@@ -216,7 +186,7 @@ function WebhookCard({ webhook: w, deliveries, isAdmin, onSecret }: { webhook: W
             <Button variant="secondary" disabled={busy !== null} onClick={() => setEditing((e) => !e)}>
               Edit
             </Button>
-            <Button variant="secondary" disabled={busy !== null} onClick={() => void act("rotate", () => send(`/api/v1/webhooks/${w.id}/rotate-secret`, "POST"), (data) => onSecret(String((data as { secret?: string } | null)?.secret ?? "")))}>
+            <Button variant="secondary" disabled={busy !== null} onClick={() => void act<{ secret?: string } | null>("rotate", "POST", `/api/v1/webhooks/${w.id}/rotate-secret`, undefined, (data) => onSecret(String(data?.secret ?? "")))}>
               {busy === "rotate" ? "Rotating…" : "Rotate secret"}
             </Button>
             <Button variant="secondary" disabled={busy !== null} onClick={() => setConfirming(true)}>
@@ -228,7 +198,7 @@ function WebhookCard({ webhook: w, deliveries, isAdmin, onSecret }: { webhook: W
       <div className="space-y-3 px-4 py-3 text-sm">
         {confirming ? (
           <ConfirmDeleteForm
-            action={() => void act("delete", () => send(`/api/v1/webhooks/${w.id}`, "DELETE"), () => setConfirming(false))}
+            action={() => void act("delete", "DELETE", `/api/v1/webhooks/${w.id}`, undefined, () => setConfirming(false))}
             id={w.id}
             question={<>Delete the webhook &quot;{w.name}&quot; and its delivery history? It receives no more alerts.</>}
             pending={busy === "delete"}

@@ -1,65 +1,42 @@
 "use client";
 
 import { useState } from "react";
+import { fetchFile, type FieldErrors } from "@/components/forms/api";
+import { notSent, useApiSubmit } from "@/components/forms/use-api-submit";
 import { Button } from "@/components/ui/button";
 import { FormMessage, TextField } from "@/components/ui/field";
 
-type Message = { text: string; tone: "error" | "success" } | null;
-
 const MIN_PASSPHRASE = 12;
-
-function fileNameFrom(disposition: string | null): string {
-  return /filename="([^"]+)"/.exec(disposition ?? "")?.[1] ?? "portcullis-backup.pcbk";
-}
 
 /** Settings → Backup: what a backup holds, the download (password again + passphrase), and how to restore. */
 export function BackupSettings({ isAdmin, database, keySource }: { isAdmin: boolean; database: string; keySource: string }) {
-  const [errors, setErrors] = useState<Record<string, string[]>>({});
-  const [message, setMessage] = useState<Message>(null);
-  const [pending, setPending] = useState(false);
+  const { pending, errors, message, setMessage, submit } = useApiSubmit();
   const [formKey, setFormKey] = useState(0);
 
-  async function download(form: FormData) {
-    setErrors({});
-    setMessage(null);
+  function download(form: FormData) {
     const password = String(form.get("password") ?? "");
     const passphrase = String(form.get("passphrase") ?? "");
     const repeat = String(form.get("passphraseRepeat") ?? "");
-    const local: Record<string, string[]> = {};
+    const local: FieldErrors = {};
     if (!password) local.password = ["type your password again"];
     if (passphrase.length < MIN_PASSPHRASE) local.passphrase = [`use at least ${MIN_PASSPHRASE} characters`];
     else if (repeat !== passphrase) local.passphraseRepeat = ["the two passphrases differ"];
-    if (Object.keys(local).length) {
-      setErrors(local);
-      setMessage({ text: "no backup was made: check the highlighted fields", tone: "error" });
-      return;
-    }
-    setPending(true);
-    try {
-      const response = await fetch("/api/v1/backup", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ password, passphrase }) });
-      if (!response.ok) {
-        const json = (await response.json().catch(() => null)) as { error?: { message?: string; fields?: Record<string, string[]> } } | null;
-        setErrors(json?.error?.fields ?? {});
-        setMessage({ text: json?.error?.message ?? `the server answered ${response.status}`, tone: "error" });
-        return;
-      }
-      const blob = await response.blob();
-      const name = fileNameFrom(response.headers.get("content-disposition"));
-      const url = URL.createObjectURL(blob);
-      const link = document.createElement("a");
-      link.href = url;
-      link.download = name;
-      document.body.appendChild(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
-      setFormKey((k) => k + 1);
-      setMessage({ text: `Backup downloaded: ${name} (${Math.max(1, Math.round(blob.size / 1024))} KiB). Keep the passphrase somewhere safe: without it the backup cannot be restored.`, tone: "success" });
-    } catch {
-      setMessage({ text: "could not reach the console; check your connection", tone: "error" });
-    } finally {
-      setPending(false);
-    }
+    return submit(
+      async () => (Object.keys(local).length ? notSent("no backup was made: check the highlighted fields", local) : fetchFile("POST", "/api/v1/backup", { password, passphrase })),
+      ({ blob, fileName }) => {
+        const name = fileName ?? "portcullis-backup.pcbk";
+        const url = URL.createObjectURL(blob);
+        const link = document.createElement("a");
+        link.href = url;
+        link.download = name;
+        document.body.appendChild(link);
+        link.click();
+        link.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 60_000);
+        setFormKey((k) => k + 1);
+        setMessage({ text: `Backup downloaded: ${name} (${Math.max(1, Math.round(blob.size / 1024))} KiB). Keep the passphrase somewhere safe: without it the backup cannot be restored.`, tone: "success" });
+      },
+    );
   }
 
   return (

@@ -3,7 +3,8 @@
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
-import { postJson } from "@/components/certificates/post-json";
+import { postJson, sendJson, type ApiFailure } from "@/components/forms/api";
+import { useApiSubmit } from "@/components/forms/use-api-submit";
 import { Button } from "@/components/ui/button";
 import { ConfirmDeleteForm } from "@/components/ui/confirm-delete";
 import { FormMessage, TextField } from "@/components/ui/field";
@@ -11,7 +12,6 @@ import type { DnsCredentialView, ZoneTestView } from "@/lib/dns/credentials";
 import { formatDateTime } from "@/lib/format";
 
 type Environment = { cloudflareApiUrl: string | null; resolvers: string[] };
-type Message = { text: string; tone: "error" | "success" } | null;
 
 const TEST_STATUS: Record<string, { label: string; className: string }> = {
   queued: { label: "Queued", className: "bg-slate-100 text-slate-700" },
@@ -27,30 +27,18 @@ const TEST_STATUS: Record<string, { label: string; className: string }> = {
  */
 export function DnsSettings({ credentials, tests, isAdmin, environment }: { credentials: DnsCredentialView[]; tests: Record<string, ZoneTestView>; isAdmin: boolean; environment: Environment }) {
   const router = useRouter();
-  const [errors, setErrors] = useState<Record<string, string[]>>({});
-  const [message, setMessage] = useState<Message>(null);
-  const [pending, setPending] = useState(false);
+  const { pending, errors, message, setMessage, submit } = useApiSubmit();
   const [formKey, setFormKey] = useState(0);
 
-  async function add(form: FormData) {
-    setPending(true);
-    setErrors({});
-    setMessage(null);
-    try {
-      const result = await postJson<DnsCredentialView>("/api/v1/dns-credentials", { name: form.get("name"), provider: "cloudflare", token: form.get("token") });
-      if (!result.ok) {
-        setErrors(result.error.fields);
-        setMessage({ text: result.error.message, tone: "error" });
-        return;
-      }
-      setFormKey((k) => k + 1);
-      setMessage({ text: `Saved "${result.data.name}" (token ${result.data.tokenHint}). ${result.data.verification?.summary ?? ""}`, tone: "success" });
-      router.refresh();
-    } catch {
-      setMessage({ text: "could not reach the console; check your connection", tone: "error" });
-    } finally {
-      setPending(false);
-    }
+  function add(form: FormData) {
+    return submit(
+      () => postJson<DnsCredentialView>("/api/v1/dns-credentials", { name: form.get("name"), provider: "cloudflare", token: form.get("token") }),
+      (saved) => {
+        setFormKey((k) => k + 1);
+        setMessage({ text: `Saved "${saved.name}" (token ${saved.tokenHint}). ${saved.verification?.summary ?? ""}`, tone: "success" });
+        router.refresh();
+      },
+    );
   }
 
   return (
@@ -111,57 +99,38 @@ export function DnsSettings({ credentials, tests, isAdmin, environment }: { cred
   );
 }
 
+const foldFields = ({ message, fields }: ApiFailure): ApiFailure => ({ message: [message, ...Object.values(fields).flat()].join(": "), fields: {} });
+
 function CredentialCard({ credential: c, test, isAdmin }: { credential: DnsCredentialView; test?: ZoneTestView; isAdmin: boolean }) {
   const router = useRouter();
-  const [message, setMessage] = useState<Message>(null);
-  const [busy, setBusy] = useState<string | null>(null);
+  const { busy, errors, message, setMessage, submit } = useApiSubmit();
   const [confirming, setConfirming] = useState(false);
   const [replacing, setReplacing] = useState(false);
-  const [tokenErrors, setTokenErrors] = useState<string[] | undefined>();
   const v = c.verification;
   const testing = test && (test.status === "queued" || test.status === "running");
 
-  async function replaceToken(form: FormData) {
-    setBusy("replace");
-    setMessage(null);
-    setTokenErrors(undefined);
-    try {
-      const response = await fetch(`/api/v1/dns-credentials/${c.id}`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: form.get(`new-token-${c.id}`) }) });
-      const json = (await response.json().catch(() => null)) as { tokenHint?: string; error?: { message?: string; fields?: Record<string, string[]> } } | null;
-      if (!response.ok) {
-        setTokenErrors(json?.error?.fields?.token);
-        setMessage({ text: json?.error?.message ?? `the server answered ${response.status}`, tone: "error" });
-        return;
-      }
-      setReplacing(false);
-      setMessage({ text: `Token replaced (now ${json?.tokenHint ?? "saved"}).`, tone: "success" });
-      router.refresh();
-    } catch {
-      setMessage({ text: "could not reach the console; check your connection", tone: "error" });
-    } finally {
-      setBusy(null);
-    }
+  function replaceToken(form: FormData) {
+    return submit(
+      () => sendJson<{ tokenHint?: string } | null>("PATCH", `/api/v1/dns-credentials/${c.id}`, { token: form.get(`new-token-${c.id}`) }),
+      (replaced) => {
+        setReplacing(false);
+        setMessage({ text: `Token replaced (now ${replaced?.tokenHint ?? "saved"}).`, tone: "success" });
+        router.refresh();
+      },
+      { action: "replace" },
+    );
   }
 
-  async function call(label: string, url: string, method: "POST" | "DELETE", body?: unknown) {
-    setBusy(label);
-    setMessage(null);
-    try {
-      const response = await fetch(url, { method, headers: body ? { "Content-Type": "application/json" } : undefined, body: body ? JSON.stringify(body) : undefined });
-      if (!response.ok) {
-        const json = (await response.json().catch(() => null)) as { error?: { message?: string; fields?: Record<string, string[]> } } | null;
-        const fields = Object.values(json?.error?.fields ?? {}).flat();
-        setMessage({ text: [json?.error?.message ?? `the server answered ${response.status}`, ...fields].join(": "), tone: "error" });
-        return false;
-      }
-      router.refresh();
-      return true;
-    } catch {
-      setMessage({ text: "could not reach the console; check your connection", tone: "error" });
-      return false;
-    } finally {
-      setBusy(null);
-    }
+  // Verify, Test and Delete have no fields of their own: what the API says about fields joins the message.
+  function call(action: string, url: string, method: "POST" | "DELETE", body?: unknown, onDone?: () => void) {
+    return submit(
+      () => sendJson<unknown>(method, url, body),
+      () => {
+        router.refresh();
+        onDone?.();
+      },
+      { action, keepErrors: true, showFailure: foldFields },
+    );
   }
 
   return (
@@ -190,7 +159,7 @@ function CredentialCard({ credential: c, test, isAdmin }: { credential: DnsCrede
       <div className="space-y-3 px-4 py-3 text-sm">
         {confirming ? (
           <ConfirmDeleteForm
-            action={() => void call("delete", `/api/v1/dns-credentials/${c.id}`, "DELETE").then((ok) => ok && setConfirming(false))}
+            action={() => void call("delete", `/api/v1/dns-credentials/${c.id}`, "DELETE", undefined, () => setConfirming(false))}
             id={c.id}
             question={<>Delete the credential &quot;{c.name}&quot;? Its sealed token is erased; certificates cannot use it afterwards.</>}
             pending={busy === "delete"}
@@ -199,7 +168,7 @@ function CredentialCard({ credential: c, test, isAdmin }: { credential: DnsCrede
         ) : null}
         {replacing ? (
           <form onSubmit={(e) => { e.preventDefault(); void replaceToken(new FormData(e.currentTarget)); }} className="space-y-3 rounded-md bg-slate-50 p-3" noValidate data-testid="replace-token-form">
-            <TextField name={`new-token-${c.id}`} type="password" label="New API token" autoComplete="off" spellCheck={false} errors={tokenErrors} hint="Verified with Cloudflare before it replaces the current one; certificates keep using this credential." />
+            <TextField name={`new-token-${c.id}`} type="password" label="New API token" autoComplete="off" spellCheck={false} errors={errors.token} hint="Verified with Cloudflare before it replaces the current one; certificates keep using this credential." />
             <div className="flex gap-2">
               <Button type="submit" disabled={busy !== null}>
                 {busy === "replace" ? "Verifying…" : "Verify and replace"}

@@ -4,6 +4,8 @@ import Link from "next/link";
 import { useQueryClient } from "@tanstack/react-query";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
+import { sendJson } from "@/components/forms/api";
+import { renameFields, useApiSubmit } from "@/components/forms/use-api-submit";
 import { StatusBadge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { DetailRow } from "@/components/ui/detail-row";
@@ -13,7 +15,6 @@ import { formatDateTime, relativeTime } from "@/lib/format";
 import { TlsUploadForm } from "./tls-upload-form";
 import { tlsStatusKey, useConsoleCertificateStatus, useConsoleTlsStatus } from "./tls-status-query";
 
-type Message = { text: string; tone: "error" | "success" } | null;
 type Mode = ConsoleTlsStatus["mode"];
 
 export const MODE_LABELS: Record<Mode, string> = {
@@ -38,11 +39,12 @@ const SOURCE_TEXT: Record<ConsoleTlsStatus["modeSource"], string> = {
 };
 
 /** PUT /api/v1/settings/tls; the answer is the new status. */
-async function putTls(body: unknown): Promise<{ ok: true; data: ConsoleTlsStatus } | { ok: false; message: string; fields: Record<string, string[]> }> {
-  const response = await fetch("/api/v1/settings/tls", { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-  const json = (await response.json().catch(() => null)) as (ConsoleTlsStatus & { error?: { message?: string; fields?: Record<string, string[]> } }) | null;
-  if (!response.ok) return { ok: false, message: json?.error?.message ?? `the server answered ${response.status}`, fields: json?.error?.fields ?? {} };
-  return { ok: true, data: json as ConsoleTlsStatus };
+const putTls = (body: unknown) => sendJson<ConsoleTlsStatus>("PUT", "/api/v1/settings/tls", body);
+
+/** `acme.domain` and `acme.email` in the API's answer are the inputs `acmeDomain` and `acmeEmail` here. */
+function acmeField(key: string): string {
+  const short = key.replace(/^acme\./, "");
+  return short === "domain" ? "acmeDomain" : short === "email" ? "acmeEmail" : key;
 }
 
 const lockedHint = (variable: string | undefined) => (variable ? `set by ${variable}; change the environment variable and restart to change it` : undefined);
@@ -106,30 +108,18 @@ export function TlsSettings({ initial, isAdmin, consoleUrl }: { initial: Console
 function ModeSection({ status, isAdmin }: { status: ConsoleTlsStatus; isAdmin: boolean }) {
   const queryClient = useQueryClient();
   const router = useRouter();
-  const [message, setMessage] = useState<Message>(null);
-  const [errors, setErrors] = useState<Record<string, string[]>>({});
-  const [pending, setPending] = useState(false);
+  const { pending, errors, message, setMessage, submit } = useApiSubmit();
   const lockedBy = status.locked.mode;
 
-  async function save(form: FormData) {
-    setPending(true);
-    setMessage(null);
-    setErrors({});
-    try {
-      const result = await putTls({ mode: form.get("mode") });
-      if (!result.ok) {
-        setErrors(result.fields);
-        setMessage({ text: result.message, tone: "error" });
-        return;
-      }
-      queryClient.setQueryData(tlsStatusKey, result.data);
-      setMessage({ text: result.data.restartRequired ? `Saved. ${result.data.restartRequired}` : "Saved.", tone: "success" });
-      router.refresh();
-    } catch {
-      setMessage({ text: "could not reach the console; check your connection", tone: "error" });
-    } finally {
-      setPending(false);
-    }
+  function save(form: FormData) {
+    return submit(
+      () => putTls({ mode: form.get("mode") }),
+      (saved) => {
+        queryClient.setQueryData(tlsStatusKey, saved);
+        setMessage({ text: saved.restartRequired ? `Saved. ${saved.restartRequired}` : "Saved.", tone: "success" });
+        router.refresh();
+      },
+    );
   }
 
   return (
@@ -250,36 +240,26 @@ function LocalCaSection({ status, isAdmin, consoleUrl }: { status: ConsoleTlsSta
   const queryClient = useQueryClient();
   const router = useRouter();
   const [confirming, setConfirming] = useState(false);
-  const [pending, setPending] = useState(false);
-  const [message, setMessage] = useState<Message>(null);
+  const { pending, message, setMessage, submit } = useApiSubmit();
   const ca = status.localCa;
   if (!ca && status.mode !== "auto") return null;
 
-  async function regenerate() {
-    setPending(true);
-    setMessage(null);
-    try {
-      const response = await fetch("/api/v1/settings/tls/regenerate", { method: "POST" });
-      const json = (await response.json().catch(() => null)) as (ConsoleTlsStatus & { error?: { message?: string } }) | null;
-      if (!response.ok) {
-        setMessage({ text: json?.error?.message ?? `the server answered ${response.status}`, tone: "error" });
-        return;
-      }
-      if (json && "mode" in json) queryClient.setQueryData(tlsStatusKey, json);
-      setConfirming(false);
-      const servedNow = json?.served?.kind === "local_ca";
-      setMessage({
-        text: servedNow
-          ? "A new certificate from the local CA is being served. Browsers that trust the CA keep trusting it."
-          : `A new server certificate was issued from the local CA; the console serves it in the auto mode (now ${json?.mode ?? status.mode}).`,
-        tone: "success",
-      });
-      router.refresh();
-    } catch {
-      setMessage({ text: "could not reach the console; check your connection", tone: "error" });
-    } finally {
-      setPending(false);
-    }
+  function regenerate() {
+    return submit(
+      () => sendJson<ConsoleTlsStatus | null>("POST", "/api/v1/settings/tls/regenerate"),
+      (regenerated) => {
+        if (regenerated && "mode" in regenerated) queryClient.setQueryData(tlsStatusKey, regenerated);
+        setConfirming(false);
+        const servedNow = regenerated?.served?.kind === "local_ca";
+        setMessage({
+          text: servedNow
+            ? "A new certificate from the local CA is being served. Browsers that trust the CA keep trusting it."
+            : `A new server certificate was issued from the local CA; the console serves it in the auto mode (now ${regenerated?.mode ?? status.mode}).`,
+          tone: "success",
+        });
+        router.refresh();
+      },
+    );
   }
 
   const host = consoleUrl.replace(/\/$/, "");
@@ -356,9 +336,7 @@ const ACME_STATUS_TEXT: Record<string, string> = {
 function AcmeSection({ status, isAdmin }: { status: ConsoleTlsStatus; isAdmin: boolean }) {
   const queryClient = useQueryClient();
   const router = useRouter();
-  const [message, setMessage] = useState<Message>(null);
-  const [errors, setErrors] = useState<Record<string, string[]>>({});
-  const [pending, setPending] = useState(false);
+  const { pending, errors, message, setMessage, submit } = useApiSubmit();
   const [enabled, setEnabled] = useState(status.acme.enabled);
   const acme = status.acme;
   const certificateStatus = useConsoleCertificateStatus(acme.certificateId, acme.status);
@@ -366,42 +344,28 @@ function AcmeSection({ status, isAdmin }: { status: ConsoleTlsStatus; isAdmin: b
   const emailLock = status.locked.acmeEmail;
   const readOnly = !isAdmin;
 
-  async function save(form: FormData) {
-    setPending(true);
-    setMessage(null);
-    setErrors({});
-    try {
-      const body = {
-        acme: {
-          enabled: form.get("acmeEnabled") === "on",
-          ...(domainLock ? {} : { domain: String(form.get("acmeDomain") ?? "").trim() || undefined }),
-          ...(emailLock ? {} : { email: String(form.get("acmeEmail") ?? "").trim() || undefined }),
-        },
-      };
-      const result = await putTls(body);
-      if (!result.ok) {
-        const fields: Record<string, string[]> = {};
-        for (const [key, value] of Object.entries(result.fields)) {
-          const short = key.replace(/^acme\./, "");
-          fields[short === "domain" ? "acmeDomain" : short === "email" ? "acmeEmail" : key] = value;
-        }
-        setErrors(fields);
-        setMessage({ text: result.message, tone: "error" });
-        return;
-      }
-      queryClient.setQueryData(tlsStatusKey, result.data);
-      setMessage({
-        text: result.data.acme.enabled
-          ? `Saved. ${result.data.restartRequired ?? "The worker orders the certificate now; this page shows its progress."}`
-          : `Saved: Let's Encrypt is off for the console. ${result.data.restartRequired ?? ""}`.trim(),
-        tone: "success",
-      });
-      router.refresh();
-    } catch {
-      setMessage({ text: "could not reach the console; check your connection", tone: "error" });
-    } finally {
-      setPending(false);
-    }
+  function save(form: FormData) {
+    const body = {
+      acme: {
+        enabled: form.get("acmeEnabled") === "on",
+        ...(domainLock ? {} : { domain: String(form.get("acmeDomain") ?? "").trim() || undefined }),
+        ...(emailLock ? {} : { email: String(form.get("acmeEmail") ?? "").trim() || undefined }),
+      },
+    };
+    return submit(
+      () => putTls(body),
+      (saved) => {
+        queryClient.setQueryData(tlsStatusKey, saved);
+        setMessage({
+          text: saved.acme.enabled
+            ? `Saved. ${saved.restartRequired ?? "The worker orders the certificate now; this page shows its progress."}`
+            : `Saved: Let's Encrypt is off for the console. ${saved.restartRequired ?? ""}`.trim(),
+          tone: "success",
+        });
+        router.refresh();
+      },
+      { showFailure: renameFields(acmeField) },
+    );
   }
 
   return (

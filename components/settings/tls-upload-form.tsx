@@ -3,7 +3,8 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
-import { postJson } from "@/components/certificates/post-json";
+import { postJson, type FieldErrors } from "@/components/forms/api";
+import { notSent, renameFields, useApiSubmit } from "@/components/forms/use-api-submit";
 import { Button } from "@/components/ui/button";
 import { FormMessage, TextAreaField, TextField } from "@/components/ui/field";
 import type { ConsoleTlsStatus } from "@/lib/console/tls-status";
@@ -26,12 +27,10 @@ const FIELD_ALIASES: Record<string, string> = {
 export function TlsUploadForm({ locked, switchesMode }: { locked?: string; switchesMode?: boolean }) {
   const queryClient = useQueryClient();
   const router = useRouter();
-  const [errors, setErrors] = useState<Record<string, string[]>>({});
-  const [message, setMessage] = useState<{ text: string; tone: "error" | "success" } | null>(null);
-  const [pending, setPending] = useState(false);
+  const { pending, errors, message, setMessage, submit } = useApiSubmit();
   const [formKey, setFormKey] = useState(0);
 
-  async function take(form: FormData, field: string, fileField: string, fileErrors: Record<string, string[]>): Promise<string> {
+  async function take(form: FormData, field: string, fileField: string, fileErrors: FieldErrors): Promise<string> {
     const file = form.get(fileField);
     if (file instanceof File && file.size > 0) {
       if (file.size > MAX_FILE_BYTES) {
@@ -43,42 +42,30 @@ export function TlsUploadForm({ locked, switchesMode }: { locked?: string; switc
     return String(form.get(field) ?? "");
   }
 
-  async function upload(form: FormData) {
-    setPending(true);
-    setErrors({});
-    setMessage(null);
-    try {
-      const fileErrors: Record<string, string[]> = {};
-      const certificatePem = (await take(form, "tlsCertificatePem", "tlsCertificateFile", fileErrors)).trim();
-      const privateKeyPem = (await take(form, "tlsPrivateKeyPem", "tlsPrivateKeyFile", fileErrors)).trim();
-      const passphrase = String(form.get("tlsPassphrase") ?? "");
-      if (!certificatePem && !fileErrors.tlsCertificatePem) fileErrors.tlsCertificatePem = ["paste the certificate (and its chain) or choose its file"];
-      if (!privateKeyPem && !fileErrors.tlsPrivateKeyPem) fileErrors.tlsPrivateKeyPem = ["paste the private key or choose its file"];
-      if (Object.keys(fileErrors).length) {
-        setErrors(fileErrors);
-        setMessage({ text: "nothing was uploaded: check the highlighted fields", tone: "error" });
-        return;
-      }
-      const result = await postJson<ConsoleTlsStatus>("/api/v1/settings/tls/upload", { certificatePem, privateKeyPem, passphrase: passphrase || undefined });
-      if (!result.ok) {
-        const fields: Record<string, string[]> = {};
-        for (const [key, value] of Object.entries(result.error.fields)) fields[FIELD_ALIASES[key] ?? key] = value;
-        setErrors(fields);
-        setMessage({ text: result.error.message, tone: "error" });
-        return;
-      }
-      if (result.data && typeof result.data === "object" && "mode" in result.data) queryClient.setQueryData(tlsStatusKey, result.data);
-      setFormKey((k) => k + 1);
-      setMessage({
-        text: result.data?.restartRequired ? `Saved. ${result.data.restartRequired}` : "Saved: the console serves this certificate now.",
-        tone: "success",
-      });
-      router.refresh();
-    } catch {
-      setMessage({ text: "could not reach the console; check your connection", tone: "error" });
-    } finally {
-      setPending(false);
-    }
+  function upload(form: FormData) {
+    return submit(
+      async () => {
+        const fileErrors: FieldErrors = {};
+        const certificatePem = (await take(form, "tlsCertificatePem", "tlsCertificateFile", fileErrors)).trim();
+        const privateKeyPem = (await take(form, "tlsPrivateKeyPem", "tlsPrivateKeyFile", fileErrors)).trim();
+        const passphrase = String(form.get("tlsPassphrase") ?? "");
+        if (!certificatePem && !fileErrors.tlsCertificatePem) fileErrors.tlsCertificatePem = ["paste the certificate (and its chain) or choose its file"];
+        if (!privateKeyPem && !fileErrors.tlsPrivateKeyPem) fileErrors.tlsPrivateKeyPem = ["paste the private key or choose its file"];
+        if (Object.keys(fileErrors).length) return notSent("nothing was uploaded: check the highlighted fields", fileErrors);
+        return postJson<ConsoleTlsStatus>("/api/v1/settings/tls/upload", { certificatePem, privateKeyPem, passphrase: passphrase || undefined });
+      },
+      (status) => {
+        if (status && typeof status === "object" && "mode" in status) queryClient.setQueryData(tlsStatusKey, status);
+        setFormKey((k) => k + 1);
+        setMessage({
+          text: status?.restartRequired ? `Saved. ${status.restartRequired}` : "Saved: the console serves this certificate now.",
+          tone: "success",
+        });
+        router.refresh();
+      },
+      // Local keys (tlsCertificatePem, …) have no alias and pass through unchanged.
+      { showFailure: renameFields((field) => FIELD_ALIASES[field] ?? field) },
+    );
   }
 
   if (locked) {
