@@ -48,7 +48,10 @@ const SECONDS = positiveInt("BENCH_SECONDS", 10);
 const HOSTNAMES = Math.max(2, Math.min(10_000, positiveInt("BENCH_HOSTNAMES", 10_000))); // setMappings allows 10,000 per listener
 const CHANGES = positiveInt("BENCH_CHANGES", 10);
 const CHANGES_MANY = positiveInt("BENCH_CHANGES_MANY", 3);
-const ROUNDS = positiveInt("BENCH_ROUNDS", 3); // (3) alternates 1 and HOSTNAMES this many times
+const ROUNDS = positiveInt("BENCH_ROUNDS", 3); // (1) and (2) alternate the servers, and (3) 1 and HOSTNAMES, this many times
+// Each alternating run of (1) and (2), in whole seconds (s_time and wrk take no less). At least 5: every wrk run
+// opens its 50 connections anew, and in a shorter run those handshakes weigh on the proxy figure.
+const ROUND_SECONDS = Math.max(5, Math.round(SECONDS / ROUNDS));
 const S_TIME_CLIENTS = positiveInt("BENCH_S_TIME_CLIENTS", 4);
 const H2LOAD_CLIENTS = positiveInt("BENCH_H2LOAD_CLIENTS", 16);
 const H2_STREAMS = positiveInt("BENCH_H2_STREAMS", 10); // concurrent streams per HTTP/2 connection in (2)
@@ -373,6 +376,7 @@ function load(tool: string, count: number, seconds: number, cpu: number, errors:
   };
 }
 const round = (v: number, digits = 2) => Math.round(v * 10 ** digits) / 10 ** digits;
+const ratio = (a: number, b: number) => round(a / b, 3);
 /** Several runs of one tool against one server, as one figure. */
 function combine(runs: Load[]): Load {
   const sum = (f: (r: Load) => number) => runs.reduce((a, r) => a + f(r), 0);
@@ -383,6 +387,21 @@ function combine(runs: Load[]): Load {
     stealCpus: round(sum((r) => (r.stealCpus ?? 0) * r.seconds) / seconds, 3),
   };
 }
+
+/**
+ * The same tool against each server in turn, ROUNDS times, ROUND_SECONDS a run: a machine whose speed drifts over
+ * the minutes of a benchmark (other guests on the host) then slows every server alike, and the rounds show how
+ * far the figure moves. Each server's runs are added up into one figure.
+ */
+async function alternate<K extends string>(servers: Record<K, (seconds: number, round: number) => Promise<Load>>): Promise<Record<K, { combined: Load; runs: Load[] }>> {
+  const names = Object.keys(servers) as K[];
+  const runs = Object.fromEntries(names.map((k) => [k, [] as Load[]])) as Record<K, Load[]>;
+  for (let round = 1; round <= ROUNDS; round++) for (const k of names) runs[k].push(await servers[k](ROUND_SECONDS, round));
+  return Object.fromEntries(names.map((k) => [k, { combined: combine(runs[k]), runs: runs[k] }])) as Record<K, { combined: Load; runs: Load[] }>;
+}
+
+/** Portcullis ÷ nginx per server CPU-second in each round of an alternating measurement. */
+const roundRatios = (edge: Load[], nginx: Load[]) => edge.map((e, i) => ratio(e.perServerCpuSecond, nginx[i].perServerCpuSecond));
 
 /** New TLS 1.3 handshakes, no resumption, no HTTP: S_TIME_CLIENTS parallel `openssl s_time -new`. */
 async function sTime(port: number, serverPid: () => number, seconds: number): Promise<Load> {
@@ -846,9 +865,9 @@ type Result = {
   hostnames: number;
   pinning: { server: string | null; clients: string | null };
   versions: ReturnType<typeof toolVersions>;
-  handshakes: { portcullis: Load; nginx: Load; nodeHttps: Load };
-  proxy: { portcullis: Load; nginx: Load };
-  proxyH2: { portcullis: Load; nginx: Load };
+  handshakes: { portcullis: Load; nginx: Load; nodeHttps: Load; roundRatios: number[]; nodeRoundRatios: number[] };
+  proxy: { portcullis: Load; nginx: Load; roundRatios: number[] };
+  proxyH2: { portcullis: Load; nginx: Load; roundRatios: number[] };
   sni: {
     one: { portcullis: Load; nginx: Load };
     many: { portcullis: Load; nginx: Load };
@@ -905,6 +924,7 @@ function printReport(r: Result) {
   const rate = (l: Load, unit = "/s") => `${int(l.perSecond)}${unit} @${pct(l.serverCpuShare)}`;
   const perCpu = (l: Load) => int(l.perServerCpuSecond);
   const x = (n: number) => `${n.toFixed(2)}×`;
+  const rounds = (ratios: number[]) => ratios.map((n) => n.toFixed(2)).join(" ");
   const lines = [
     "",
     `Portcullis edge vs nginx ${r.versions.nginx} · ${r.seconds} s per run · ${r.versions.cpus} CPUs (${r.versions.cpuModel}) · server pinned to CPU ${r.pinning.server ?? "—"}, load generators and upstream to ${r.pinning.clients ?? "—"}`,
@@ -914,12 +934,16 @@ function printReport(r: Result) {
     "(1) new TLS 1.3 handshakes, ECDSA P-256, no resumption — openssl s_time -new, no SNI (default certificate)",
     line("    per server CPU-second", perCpu(r.handshakes.portcullis), perCpu(r.handshakes.nginx), x(r.ratios.handshakes), `≥ ${TARGETS.handshakes}`, v(r.pass.handshakes)),
     line("    measured rate @ server CPU use", rate(r.handshakes.portcullis), rate(r.handshakes.nginx), x(r.ratios.handshakesRaw)),
+    line("      ratio in each round", rounds(r.handshakes.roundRatios), ""),
     line("    reference: Node's own https.createServer, per CPU-s", perCpu(r.handshakes.nodeHttps), "", x(r.ratios.handshakesNode)),
+    line("      ratio in each round", rounds(r.handshakes.nodeRoundRatios), ""),
     "(2) keep-alive requests through the proxy — wrk -t1 -c" + WRK_CONNECTIONS + ", https://localhost",
     line("    per server CPU-second", perCpu(r.proxy.portcullis), perCpu(r.proxy.nginx), x(r.ratios.proxy), `≥ ${TARGETS.proxy}`, v(r.pass.proxy)),
+    line("      ratio in each round", rounds(r.proxy.roundRatios), ""),
     line("    measured rate @ server CPU use", rate(r.proxy.portcullis), rate(r.proxy.nginx), x(r.ratios.proxyRaw)),
     `    the same over HTTP/2 — h2load -c ${H2LOAD_CLIENTS} -m ${H2_STREAMS} (no target)`,
     line("    per server CPU-second", perCpu(r.proxyH2.portcullis), perCpu(r.proxyH2.nginx), x(r.ratios.proxyH2)),
+    line("      ratio in each round", rounds(r.proxyH2.roundRatios), ""),
     line("    measured rate @ server CPU use", rate(r.proxyH2.portcullis), rate(r.proxyH2.nginx), x(r.ratios.proxyH2Raw)),
     `(3) ${int(r.hostnames)} mapped hostnames vs 1 — h2load, SNI of a mapped name, handshake + 1 GET per connection, ${r.rounds} alternating rounds`,
     line("    per server CPU-second, 1 hostname", perCpu(r.sni.one.portcullis), perCpu(r.sni.one.nginx), x(r.ratios.sniOne)),
@@ -1035,29 +1059,39 @@ async function main() {
 
   const edgePid = () => edge1.proc.pid;
   // Warm-ups are for the edge's JIT (nginx has none): the same tool, WARMUP_SECONDS, not counted.
-  say(`  (1) handshakes: warm-up, then openssl s_time -new ×${S_TIME_CLIENTS} for ${SECONDS} s each…`);
-  await sTime(edgePort, edgePid, WARMUP_SECONDS);
-  const hsNginx = await sTime(nginxPort, nginx1.worker, SECONDS);
-  const hsEdge = await edge1.profiled("1-handshakes", () => sTime(edgePort, edgePid, SECONDS));
-  say(`      nginx ${int(hsNginx.perSecond)}/s @${pct(hsNginx.serverCpuShare)}, Portcullis ${int(hsEdge.perSecond)}/s @${pct(hsEdge.serverCpuShare)}`);
   // What Node itself does with the same certificate and no SNI selection, proxy or database: the floor under (1).
   const nodeHttps = await startNodeHttps(dir, certA);
-  await sTime(nodeHttps.port, () => nodeHttps.proc.pid, WARMUP_SECONDS);
-  const hsNode = await sTime(nodeHttps.port, () => nodeHttps.proc.pid, SECONDS);
+  const nodePid = () => nodeHttps.proc.pid;
+  say(`  (1) handshakes: warm-up, then openssl s_time -new ×${S_TIME_CLIENTS}, ${ROUNDS} alternating rounds of ${ROUND_SECONDS} s…`);
+  await sTime(edgePort, edgePid, WARMUP_SECONDS);
+  await sTime(nodeHttps.port, nodePid, WARMUP_SECONDS);
+  const hs = await alternate({
+    nginx: (seconds) => sTime(nginxPort, nginx1.worker, seconds),
+    edge: (seconds, round) => edge1.profiled(`1-handshakes-round${round}`, () => sTime(edgePort, edgePid, seconds)),
+    node: (seconds) => sTime(nodeHttps.port, nodePid, seconds),
+  });
   await nodeHttps.proc.stop();
+  const [hsNginx, hsEdge, hsNode] = [hs.nginx.combined, hs.edge.combined, hs.node.combined];
+  say(`      nginx ${int(hsNginx.perSecond)}/s @${pct(hsNginx.serverCpuShare)}, Portcullis ${int(hsEdge.perSecond)}/s @${pct(hsEdge.serverCpuShare)}`);
   say(`      reference, Node's own https.createServer: ${int(hsNode.perSecond)}/s @${pct(hsNode.serverCpuShare)}`);
 
-  say(`  (2) keep-alive requests through the proxy: wrk -t1 -c${WRK_CONNECTIONS}, warm-up, then ${SECONDS} s each…`);
+  say(`  (2) keep-alive requests through the proxy: wrk -t1 -c${WRK_CONNECTIONS}, warm-up, then ${ROUNDS} alternating rounds of ${ROUND_SECONDS} s…`);
   await wrk(edgePort, edgePid, WARMUP_SECONDS);
-  const proxyNginx = await wrk(nginxPort, nginx1.worker, SECONDS);
-  const proxyEdge = await edge1.profiled("2-proxy", () => wrk(edgePort, edgePid, SECONDS));
+  const proxy = await alternate({
+    nginx: (seconds) => wrk(nginxPort, nginx1.worker, seconds),
+    edge: (seconds, round) => edge1.profiled(`2-proxy-round${round}`, () => wrk(edgePort, edgePid, seconds)),
+  });
+  const [proxyNginx, proxyEdge] = [proxy.nginx.combined, proxy.edge.combined];
   say(`      nginx ${int(proxyNginx.perSecond)}/s @${pct(proxyNginx.serverCpuShare)}, Portcullis ${int(proxyEdge.perSecond)}/s @${pct(proxyEdge.serverCpuShare)}`);
   expect(proxyEdge.errors === 0 && proxyNginx.errors === 0, `wrk saw errors: Portcullis ${proxyEdge.errors}, nginx ${proxyNginx.errors}`);
 
-  say(`  (2) the same over HTTP/2: h2load -c ${H2LOAD_CLIENTS} -m ${H2_STREAMS}, warm-up, then ${SECONDS} s each…`);
+  say(`  (2) the same over HTTP/2: h2load -c ${H2LOAD_CLIENTS} -m ${H2_STREAMS}, warm-up, then ${ROUNDS} alternating rounds of ${ROUND_SECONDS} s…`);
   await h2Streams(edgePort, edgePid, WARMUP_SECONDS);
-  const h2Nginx = await h2Streams(nginxPort, nginx1.worker, SECONDS);
-  const h2Edge = await edge1.profiled("2-proxy-h2", () => h2Streams(edgePort, edgePid, SECONDS));
+  const h2 = await alternate({
+    nginx: (seconds) => h2Streams(nginxPort, nginx1.worker, seconds),
+    edge: (seconds, round) => edge1.profiled(`2-proxy-h2-round${round}`, () => h2Streams(edgePort, edgePid, seconds)),
+  });
+  const [h2Nginx, h2Edge] = [h2.nginx.combined, h2.edge.combined];
   say(`      nginx ${int(h2Nginx.perSecond)}/s @${pct(h2Nginx.serverCpuShare)}, Portcullis ${int(h2Edge.perSecond)}/s @${pct(h2Edge.serverCpuShare)}`);
   expect(h2Edge.errors === 0 && h2Nginx.errors === 0, `h2load saw errors: Portcullis ${h2Edge.errors}, nginx ${h2Nginx.errors}`);
 
@@ -1191,7 +1225,6 @@ async function main() {
   const postgres = await changeOnPostgres(dir, keyring, upstream.port);
   await upstream.proc.stop();
 
-  const ratio = (a: number, b: number) => round(a / b, 3);
   const result: Result = {
     at: new Date().toISOString(),
     seconds: SECONDS,
@@ -1199,9 +1232,9 @@ async function main() {
     hostnames: HOSTNAMES,
     pinning: { server: SERVER_CPUS ?? null, clients: CLIENT_CPUS ?? null },
     versions: toolVersions(),
-    handshakes: { portcullis: hsEdge, nginx: hsNginx, nodeHttps: hsNode },
-    proxy: { portcullis: proxyEdge, nginx: proxyNginx },
-    proxyH2: { portcullis: h2Edge, nginx: h2Nginx },
+    handshakes: { portcullis: hsEdge, nginx: hsNginx, nodeHttps: hsNode, roundRatios: roundRatios(hs.edge.runs, hs.nginx.runs), nodeRoundRatios: roundRatios(hs.node.runs, hs.nginx.runs) },
+    proxy: { portcullis: proxyEdge, nginx: proxyNginx, roundRatios: roundRatios(proxy.edge.runs, proxy.nginx.runs) },
+    proxyH2: { portcullis: h2Edge, nginx: h2Nginx, roundRatios: roundRatios(h2.edge.runs, h2.nginx.runs) },
     sni: {
       one: { portcullis: sniOneEdge, nginx: sniOneNginx },
       many: { portcullis: sniManyEdge, nginx: sniManyNginx },
