@@ -6,13 +6,13 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
-import { fileURLToPath } from "node:url";
 import type { DatabaseKind } from "../lib/db/connection";
 import { findFreePort } from "../lib/net";
 import { startPebble, type Pebble } from "../tests/support/pebble";
 import { BENCH_SECRET, createBenchDatabase, postgresReachable, type BenchDatabase } from "./seed";
 import { cleanupAll, onCleanup, wasInterrupted } from "./cleanup";
 import { profileSelfTimes } from "./profile";
+import { positiveInt, POSTGRES_ADMIN_URL, ROOT } from "./env";
 
 // ACME issuance end to end, against one real pebble, side by side with certbot and lego:
 //   (1) API call → certificate served on an HTTPS listener, vs certbot / lego (HTTP-01)  ≤ 1.0 × the faster
@@ -20,19 +20,7 @@ import { profileSelfTimes } from "./profile";
 //   (3) event recorded → received by an open SSE client, during (2)                      p95 ≤ 1 s
 // Portcullis runs as production runs it (`portcullis serve`: console + worker). See bench/README.md.
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const TARGETS = { servedVsReference: 1.0, sseP95Ms: 1000 } as const;
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`bench: ${name} must be a whole number of at least 1 (got "${raw}")\n`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const RUNS = positiveInt("BENCH_RUNS", 10);
 const BULK = positiveInt("BENCH_BULK", 100);
@@ -40,8 +28,6 @@ const START_TIMEOUT_MS = positiveInt("BENCH_START_TIMEOUT_SECONDS", 600) * 1000;
 const ISSUE_TIMEOUT_MS = positiveInt("BENCH_ISSUE_TIMEOUT_SECONDS", 120) * 1000;
 const BULK_TIMEOUT_MS = positiveInt("BENCH_BULK_TIMEOUT_SECONDS", 900) * 1000;
 const PROFILE = process.env.BENCH_ACME_PROFILE === "1";
-const POSTGRES_ADMIN_URL =
-  process.env.BENCH_POSTGRES_URL || process.env.PORTCULLIS_TEST_POSTGRES_URL || "postgres://postgres@127.0.0.1:5432/postgres";
 
 const REFERENCE_TOOLS = ["certbot", "lego"] as const;
 type ReferenceTool = (typeof REFERENCE_TOOLS)[number];

@@ -1,7 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { sql } from "kysely";
 import { listCertificates } from "../lib/certificates";
 import type { DatabaseKind } from "../lib/db/connection";
@@ -20,32 +19,19 @@ import {
   type CapturedQuery,
 } from "./seed";
 import { cleanupAll, onCleanup, wasInterrupted } from "./cleanup";
+import { positiveInt, POSTGRES_ADMIN_URL, ROOT } from "./env";
 
 // The issue's target: 10,000 certificates; the API list's p95 ≤ 50 ms, the certificates page ≤ 300 ms,
 // on SQLite and PostgreSQL. Each is measured against GET /api/v1/health on the same console, in the
 // same rounds, so that a slow machine shows as a slow reference rather than a slow product.
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const TARGET_MS = { list: 50, page: 300 } as const;
 const WARMUP = 20;
 const DEEP_EVERY = 10;
 
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`bench: ${name} must be a whole number of at least 1 (got "${raw}")\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
 const CERTS = positiveInt("BENCH_CERTS", 10_000);
 const REQUESTS = positiveInt("BENCH_REQUESTS", 200);
 const START_TIMEOUT_MS = positiveInt("BENCH_START_TIMEOUT_SECONDS", 600) * 1000;
-const POSTGRES_ADMIN_URL =
-  process.env.BENCH_POSTGRES_URL || process.env.PORTCULLIS_TEST_POSTGRES_URL || "postgres://postgres@127.0.0.1:5432/postgres";
 
 // ---------------------------------------------------------------------------------------------
 // Cleanup on success, failure and Ctrl-C: bench/cleanup.ts.

@@ -4,7 +4,6 @@ import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
-import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { sql, type Insertable } from "kysely";
 import { createSelfSignedCertificateRecord, keyContext, type CertificateDetail } from "../lib/certificates";
@@ -19,6 +18,7 @@ import { fastSelfSignedCertificate } from "./fast-cert";
 import { BENCH_ACTOR, BENCH_SECRET, createBenchDatabase, postgresReachable } from "./seed";
 import { cleanupAll, onCleanup, wasInterrupted } from "./cleanup";
 import { profileSelfTimes } from "./profile";
+import { POSTGRES_ADMIN_URL, positiveInt, ROOT } from "./env";
 
 // The edge against Debian's nginx, side by side on one machine: same certificate, same upstream, one
 // worker process each, the same load generator and settings for both. The issue's targets:
@@ -30,19 +30,7 @@ import { profileSelfTimes } from "./profile";
 // Also reported, with no target: HTTP/2 requests through the proxy, and (5) on PostgreSQL, where a
 // change reaches the edge by NOTIFY. See bench/README.md for how to read the figures.
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const TARGETS = { handshakes: 0.85, proxy: 0.5, manyHostnames: 0.95, changeMs: 1000 } as const;
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`bench: ${name} must be a whole number of at least 1 (got "${raw}")\n`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const SECONDS = positiveInt("BENCH_SECONDS", 10);
 const HOSTNAMES = Math.max(2, Math.min(10_000, positiveInt("BENCH_HOSTNAMES", 10_000))); // setMappings allows 10,000 per listener
@@ -60,7 +48,6 @@ const WARMUP_SECONDS = 2;
 const PROFILE = process.env.BENCH_EDGE_PROFILE === "1";
 const S_TIME_MANY = process.env.BENCH_S_TIME_MANY === "1"; // (1) again with every certificate loaded: +25 s
 const PIN = process.env.BENCH_PIN !== "0";
-const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? process.env.PORTCULLIS_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
 const MAIN_HOST = "bench.example.test";
 const manyHost = (i: number) => `host-${String(i).padStart(5, "0")}.${MAIN_HOST}`;
@@ -708,16 +695,16 @@ async function waitForCheckOf(db: Db, listenerId: string, hostname: string, fing
 }
 
 /**
- * (5) on PostgreSQL, where a change reaches the edge by NOTIFY: a new database on POSTGRES_URL with the two
+ * (5) on PostgreSQL, where a change reaches the edge by NOTIFY: a new database on POSTGRES_ADMIN_URL with the two
  * certificates and one mapping, an edge on it, and CHANGES changes timed as on SQLite. Skipped without PostgreSQL.
  */
 async function changeOnPostgres(dir: string, keyring: Keyring, upstreamPort: number): Promise<{ portcullis: ChangeStats; notified: boolean; setMappingsMs: number[] } | undefined> {
-  if (!(await postgresReachable(POSTGRES_URL))) {
-    say(`  (5) on PostgreSQL: skipped, nothing answers at ${POSTGRES_URL.replace(/\/\/[^@/]*@/, "//")} (set BENCH_POSTGRES_URL)`);
+  if (!(await postgresReachable(POSTGRES_ADMIN_URL))) {
+    say(`  (5) on PostgreSQL: skipped, nothing answers at ${POSTGRES_ADMIN_URL.replace(/\/\/[^@/]*@/, "//")} (set BENCH_POSTGRES_URL)`);
     return undefined;
   }
   say(`  (5) on PostgreSQL: certificate change → served, ${CHANGES} times…`);
-  const database = await createBenchDatabase("postgres", POSTGRES_URL);
+  const database = await createBenchDatabase("postgres", POSTGRES_ADMIN_URL);
   const drop = onCleanup("drop the PostgreSQL database", () => database.drop());
   const pgDir = path.join(dir, "postgres");
   fs.mkdirSync(pgDir);
