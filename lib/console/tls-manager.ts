@@ -12,7 +12,7 @@ import type { Keyring } from "../crypto/seal";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import { recordEvent } from "../events";
-import { subscribeEvents } from "../events/feed";
+import { WakeableLoop } from "../events/wake-loop";
 import { issueFromLocalCa, type PemPair } from "../pki/local-ca";
 import { parseSubjectAltName, type SanEntry } from "../pki/names";
 import { createSelfSignedCertificate } from "../pki/selfSigned";
@@ -246,26 +246,20 @@ export class ConsoleTlsManager implements RunningTls {
         (await this.opts.db.selectFrom("events").select((eb) => eb.fn.max("id").as("id")).where("type", "=", "console.tls_changed").executeTakeFirst())?.id ?? 0,
       );
     let seen = await latest();
-    let pending = false;
-    const check = () => {
-      if (pending || this.stopped) return;
-      pending = true;
-      latest()
-        .then((id) => {
-          if (id <= seen) return;
-          seen = id;
-          return this.apply();
-        })
-        .catch((err: unknown) => this.opts.log.error({ err }, "applying the console's changed TLS settings failed"))
-        .finally(() => (pending = false));
-    };
-    const unsubscribe = subscribeEvents(this.opts.db, check);
-    const timer = setInterval(check, ACME_POLL_INTERVAL_MS);
-    timer.unref();
-    this.stopFollowing = () => {
-      clearInterval(timer);
-      unsubscribe();
-    };
+    const loop = new WakeableLoop({
+      db: this.opts.db,
+      pass: async () => {
+        const id = await latest();
+        if (id <= seen) return;
+        seen = id;
+        await this.apply();
+      },
+      nextDelayMs: () => ACME_POLL_INTERVAL_MS,
+      onError: (err) => this.opts.log.error({ err }, "applying the console's changed TLS settings failed"),
+      unref: true,
+    });
+    loop.start();
+    this.stopFollowing = () => void loop.stop();
   }
 
   /** Options for tls.createServer / https.createServer. */
@@ -402,28 +396,25 @@ export class ConsoleTlsManager implements RunningTls {
   private async startAcme(): Promise<{ material: TlsMaterial; source: Source }> {
     const { id, domain } = await ensureConsoleAcmeCertificate(this.opts.db, this.opts.keyring, this.opts.config);
     const material = await this.acmeMaterial(id, domain);
-    let pending = false;
-    const check = () => {
-      if (pending || this.stopped) return;
-      pending = true;
-      void this.serial(async () => {
-        pending = false;
-        if (this.mode !== "acme" || this.source !== handle) return;
-        const next = await this.acmeMaterial(id, domain);
-        if (next.served.fingerprintSha256 !== this.served?.fingerprintSha256) {
-          this.swap(next, `the ACME certificate for ${domain}`);
-          await recordEvent(this.opts.db, { type: "console.tls_reloaded", certificateId: id, message: `The console now serves ${next.served.kind === "acme" ? "the certificate issued" : "a self-signed certificate"} for ${domain} (fingerprint ${next.served.fingerprintSha256}).`, detail: { kind: next.served.kind, fingerprintSha256: next.served.fingerprintSha256 } });
-        }
-      }).catch((err: unknown) => this.opts.log.error({ err }, "checking the console's ACME certificate failed"));
-    };
     const handle: Source = { mode: "acme", stop: () => {} };
-    const unsubscribe = subscribeEvents(this.opts.db, check);
-    const timer = setInterval(check, ACME_POLL_INTERVAL_MS);
-    timer.unref();
-    handle.stop = () => {
-      clearInterval(timer);
-      unsubscribe();
-    };
+    // A pass on every event (the engine's "issued" and "renewed" among them) and every ACME_POLL_INTERVAL_MS.
+    const loop = new WakeableLoop({
+      db: this.opts.db,
+      pass: () =>
+        this.serial(async () => {
+          if (this.stopped || this.mode !== "acme" || this.source !== handle) return;
+          const next = await this.acmeMaterial(id, domain);
+          if (next.served.fingerprintSha256 !== this.served?.fingerprintSha256) {
+            this.swap(next, `the ACME certificate for ${domain}`);
+            await recordEvent(this.opts.db, { type: "console.tls_reloaded", certificateId: id, message: `The console now serves ${next.served.kind === "acme" ? "the certificate issued" : "a self-signed certificate"} for ${domain} (fingerprint ${next.served.fingerprintSha256}).`, detail: { kind: next.served.kind, fingerprintSha256: next.served.fingerprintSha256 } });
+          }
+        }),
+      nextDelayMs: () => ACME_POLL_INTERVAL_MS,
+      onError: (err) => this.opts.log.error({ err }, "checking the console's ACME certificate failed"),
+      unref: true,
+    });
+    loop.start();
+    handle.stop = () => void loop.stop();
     return { material, source: handle };
   }
 

@@ -23,6 +23,8 @@ export class WakeableLoop {
       /** The wait before the next pass when nothing wakes the loop (asked after each pass). */
       nextDelayMs: () => number | Promise<number>;
       onError: (err: unknown) => void;
+      /** Whether the loop's timer lets the process exit (a helper in a process that other work keeps alive). */
+      unref?: boolean;
     },
   ) {}
 
@@ -42,7 +44,13 @@ export class WakeableLoop {
       return;
     }
     clearTimeout(this.timer);
-    this.timer = setTimeout(this.run, WAKE_DELAY_MS);
+    this.timer = this.schedule(WAKE_DELAY_MS);
+  }
+
+  private schedule(delayMs: number): NodeJS.Timeout {
+    const timer = setTimeout(this.run, delayMs);
+    if (this.opts.unref) timer.unref();
+    return timer;
   }
 
   /** Stops scheduling; resolves when the pass in progress has finished. */
@@ -67,7 +75,7 @@ export class WakeableLoop {
       .then(async () => {
         if (this.isStopped) return;
         const delay = await this.opts.nextDelayMs();
-        if (!this.isStopped) this.timer = setTimeout(this.run, this.wakeAgain ? WAKE_DELAY_MS : delay);
+        if (!this.isStopped) this.timer = this.schedule(this.wakeAgain ? WAKE_DELAY_MS : delay);
       })
       .finally(() => (this.running = undefined));
   };
