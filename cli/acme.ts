@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import type { Db } from "../lib/db";
 import type { AcmeAccountView } from "../lib/acme/accounts";
 import { confirm, withDatabase } from "./context";
-import { dash, printJson, printTable, UsageError } from "./output";
+import { dash, printJson, printList, UsageError } from "./output";
 import { readSecret } from "./secret-input";
 
 async function findAccount(db: Db, id: string): Promise<AcmeAccountView> {
@@ -27,11 +27,12 @@ export function addAcmeCommands(program: Command) {
     .option("--json", "print a JSON array")
     .action(async (opts: { json?: boolean }) => {
       const rows = await withDatabase(async ({ db }) => (await import("../lib/acme/accounts")).listAccounts(db));
-      if (opts.json) return printJson(rows);
-      if (!rows.length) return void process.stdout.write("no ACME accounts; add one with: portcullis acme account add --directory letsencrypt --email you@example.com --agree-tos\n");
-      printTable(
+      printList(
+        rows,
+        opts.json,
+        "no ACME accounts; add one with: portcullis acme account add --directory letsencrypt --email you@example.com --agree-tos",
         ["ID", "CA", "CONTACT", "DEFAULT", "REGISTERED", "CERTIFICATES", "LAST ERROR"],
-        rows.map((a) => [a.id, a.caName, dash(a.email), a.isDefault ? "yes" : "", a.registered ? "yes" : "not yet", String(a.certificates), dash(a.lastError)]),
+        (a) => [a.id, a.caName, dash(a.email), a.isDefault ? "yes" : "", a.registered ? "yes" : "not yet", String(a.certificates), dash(a.lastError)],
       );
     });
 

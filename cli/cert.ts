@@ -4,7 +4,7 @@ import type { CertificateDetail, CertificateSummary } from "../lib/certificates"
 import type { Db } from "../lib/db";
 import type { UploadInput } from "../lib/pki/upload";
 import { confirm, withDatabase } from "./context";
-import { dash, printFields, printJson, printTable, UsageError, warn, wholeNumber } from "./output";
+import { dash, printFields, printJson, printList, UsageError, warn, wholeNumber } from "./output";
 
 const STATUSES = ["pending", "requesting", "active", "renewing", "failed", "expired"] as const;
 const SOURCES = ["acme", "upload", "file", "self_signed", "local_ca"] as const;
@@ -193,12 +193,7 @@ export function addCertCommands(program: Command) {
         items = items.filter((c) => c.notAfter !== null && Date.parse(c.notAfter) <= limit);
       }
       if (opts.limit !== undefined) items = items.slice(0, opts.limit);
-      if (opts.json) return printJson(items);
-      if (!items.length) return void process.stdout.write("no certificates\n");
-      printTable(
-        ["ID", "NAME", "STATUS", "SOURCE", "EXPIRES", "NAMES"],
-        items.map((c) => [c.id, c.name, c.status, c.source, relativeTime(c.notAfter), c.domains.join(",")]),
-      );
+      printList(items, opts.json, "no certificates", ["ID", "NAME", "STATUS", "SOURCE", "EXPIRES", "NAMES"], (c) => [c.id, c.name, c.status, c.source, relativeTime(c.notAfter), c.domains.join(",")]);
     });
 
   cert

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import type { Db } from "../lib/db";
 import type { DnsCredentialView } from "../lib/dns/credentials";
 import { confirm, withDatabase } from "./context";
-import { dash, printJson, printTable, UsageError } from "./output";
+import { dash, printJson, printList, UsageError } from "./output";
 import { readSecret } from "./secret-input";
 
 /** A DNS credential by id or by name, or exit code 3. */
@@ -36,11 +36,12 @@ export function addDnsCommands(program: Command) {
     .option("--json", "print a JSON array")
     .action(async (opts: { json?: boolean }) => {
       const rows = await withDatabase(async ({ db }) => (await import("../lib/dns/credentials")).listCredentials(db));
-      if (opts.json) return printJson(rows);
-      if (!rows.length) return void process.stdout.write("no DNS credentials; add one with: portcullis dns add --name NAME --token-env VAR\n");
-      printTable(
+      printList(
+        rows,
+        opts.json,
+        "no DNS credentials; add one with: portcullis dns add --name NAME --token-env VAR",
         ["ID", "NAME", "PROVIDER", "TOKEN", "VERIFIED", "CERTIFICATES", "RESULT"],
-        rows.map((c) => [c.id, c.name, c.providerLabel, c.tokenHint, dash(c.verifiedAt), String(c.certificates.length), verificationLine(c)]),
+        (c) => [c.id, c.name, c.providerLabel, c.tokenHint, dash(c.verifiedAt), String(c.certificates.length), verificationLine(c)],
       );
     });
 

@@ -39,6 +39,13 @@ export function printTable(header: string[], rows: string[][]) {
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 
+/** What every `list` command prints: the rows as JSON with --json, else `empty` for none, else a table. */
+export function printList<T>(rows: T[], json: boolean | undefined, empty: string, header: string[], toRow: (row: T) => string[]) {
+  if (json) return printJson(rows);
+  if (!rows.length) return void process.stdout.write(`${empty}\n`);
+  printTable(header, rows.map(toRow));
+}
+
 /** "Label   value" lines, as `cert info` and `listener info` print them. */
 export function printFields(fields: [string, string][]) {
   const width = Math.max(...fields.map(([k]) => k.length));

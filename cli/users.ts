@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import type { Db } from "../lib/db";
 import type { TokenView } from "../lib/tokens";
 import { readSecretLine, withDatabase } from "./context";
-import { dash, printJson, printTable } from "./output";
+import { dash, printJson, printList } from "./output";
 
 async function findUserByEmail(db: Db, email: string) {
   const owner = await db.selectFrom("users").select(["id", "email"]).where("email", "=", email.trim().toLowerCase()).executeTakeFirst();
@@ -56,9 +56,13 @@ export function addUserCommands(program: Command) {
     .option("--json", "print a JSON array")
     .action(async (opts: { json?: boolean }) => {
       const users = await withDatabase(async ({ db }) => (await import("../lib/users")).listUsers(db));
-      if (opts.json) return printJson(users);
-      if (!users.length) return void process.stdout.write("no users; add one with: portcullis user add --email you@example.com\n");
-      printTable(["ID", "EMAIL", "ROLE", "CREATED", "LAST SIGN-IN"], users.map((u) => [u.id, u.email, u.role, u.createdAt, dash(u.lastLoginAt)]));
+      printList(
+        users,
+        opts.json,
+        "no users; add one with: portcullis user add --email you@example.com",
+        ["ID", "EMAIL", "ROLE", "CREATED", "LAST SIGN-IN"],
+        (u) => [u.id, u.email, u.role, u.createdAt, dash(u.lastLoginAt)],
+      );
     });
   return user;
 }
@@ -92,11 +96,12 @@ export function addTokenCommands(program: Command) {
         const { listApiTokens } = await import("../lib/tokens");
         return listApiTokens(db, opts.user ? (await findUserByEmail(db, opts.user)).id : undefined);
       });
-      if (opts.json) return printJson(tokens);
-      if (!tokens.length) return void process.stdout.write("no API tokens\n");
-      printTable(
+      printList(
+        tokens,
+        opts.json,
+        "no API tokens",
         ["ID", "PREFIX", "NAME", "USER", "CREATED", "LAST USED", "REVOKED"],
-        tokens.map((t) => [t.id, `${t.prefix}…`, t.name, t.userEmail, t.createdAt, dash(t.lastUsedAt), dash(t.revokedAt)]),
+        (t) => [t.id, `${t.prefix}…`, t.name, t.userEmail, t.createdAt, dash(t.lastUsedAt), dash(t.revokedAt)],
       );
     });
 

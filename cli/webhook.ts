@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import type { DeliveryView, WebhookView } from "../lib/alerts/webhooks";
 import type { Db } from "../lib/db";
 import { confirm, withDatabase } from "./context";
-import { collect, dash, printJson, printTable, UsageError, wholeNumber } from "./output";
+import { collect, dash, printJson, printList, UsageError, wholeNumber } from "./output";
 
 /** A webhook by id or by name, or exit code 3. */
 async function findWebhook(db: Db, idOrName: string): Promise<WebhookView> {
@@ -29,11 +29,12 @@ export function addWebhookCommands(program: Command) {
     .option("--json", "print a JSON array")
     .action(async (opts: { json?: boolean }) => {
       const rows = await withDatabase(async ({ db }) => (await import("../lib/alerts/webhooks")).listWebhooks(db));
-      if (opts.json) return printJson(rows);
-      if (!rows.length) return void process.stdout.write("no webhooks; add one with: portcullis webhook add --name NAME --url URL\n");
-      printTable(
+      printList(
+        rows,
+        opts.json,
+        "no webhooks; add one with: portcullis webhook add --name NAME --url URL",
         ["ID", "NAME", "ENABLED", "URL", "EVENTS"],
-        rows.map((w) => [w.id, w.name, w.enabled ? "yes" : "no", w.url, w.eventTypes.join(", ")]),
+        (w) => [w.id, w.name, w.enabled ? "yes" : "no", w.url, w.eventTypes.join(", ")],
       );
     });
 
@@ -89,11 +90,12 @@ export function addWebhookCommands(program: Command) {
         const w = await findWebhook(db, ref);
         return listDeliveries(db, w.id, opts.limit);
       });
-      if (opts.json) return printJson(rows);
-      if (!rows.length) return void process.stdout.write("no deliveries yet; send a test with: portcullis webhook test " + ref + "\n");
-      printTable(
+      printList(
+        rows,
+        opts.json,
+        "no deliveries yet; send a test with: portcullis webhook test " + ref + "",
         ["ID", "CREATED", "TYPE", "TEST", "ATTEMPTS", "NEXT ATTEMPT", "RESULT"],
-        rows.map((d) => [d.id, d.createdAt, d.type, d.test ? "yes" : "", String(d.attempts), dash(d.nextAttemptAt), result(d)]),
+        (d) => [d.id, d.createdAt, d.type, d.test ? "yes" : "", String(d.attempts), dash(d.nextAttemptAt), result(d)],
       );
     });
 
