@@ -56,19 +56,20 @@ test("request a certificate from the CA and watch it turn Active without a reloa
   await page.getByRole("button", { name: "Request certificate" }).click();
   await expect(page.getByText(/terms of service to create its account/)).toBeVisible();
   await page.getByTestId("agree-tos").check();
-  await page.getByRole("button", { name: "Request certificate" }).click();
-  await expect(page.getByTestId("certificate-name")).toHaveText(HOST);
-
-  // Every text the badge shows from here on, and a marker that a reload would wipe.
+  // Every text the status badge shows, watched from before the request is sent: the form moves to the
+  // certificate's page without a reload, and a worker that wins the race with that page's first render
+  // must not hide the Requesting the page showed. The marker would be wiped by a reload.
   await page.evaluate(() => {
     const w = window as unknown as { __badges: string[]; __noReload: boolean };
     w.__noReload = true;
-    w.__badges = [document.querySelector("[data-testid=status-badge]")?.textContent ?? ""];
+    w.__badges = [];
     new MutationObserver(() => {
-      const text = document.querySelector("[data-testid=status-badge]")?.textContent ?? "";
-      if (w.__badges.at(-1) !== text) w.__badges.push(text);
+      const badge = document.querySelector("[data-testid=status-badge]");
+      if (badge && w.__badges.at(-1) !== badge.textContent) w.__badges.push(badge.textContent ?? "");
     }).observe(document.body, { subtree: true, childList: true, characterData: true });
   });
+  await page.getByRole("button", { name: "Request certificate" }).click();
+  await expect(page.getByTestId("certificate-name")).toHaveText(HOST);
   await expect(page.getByTestId("status-badge").first()).toHaveText("Active", { timeout: 15_000 });
   const badges = await page.evaluate(() => (window as unknown as { __badges: string[] }).__badges);
   // Seen here: Pending → Requesting → Active (Pending is skipped when the worker is quicker than the page).
