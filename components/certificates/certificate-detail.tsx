@@ -24,12 +24,15 @@ export function CertificateDetailView({
   isAdmin,
   listeners,
   placements,
+  renderedAfter,
 }: {
   cert: CertificateDetail;
   events: EventPage;
   isAdmin: boolean;
   listeners: ListenerChoice[];
   placements: CertificatePlacement[];
+  /** The newest event id when the page was read: statuses streamed after it are newer. */
+  renderedAfter: number;
 }) {
   return (
     <div className="space-y-6">
@@ -42,7 +45,7 @@ export function CertificateDetailView({
             {cert.name}
           </h1>
           <p className="mt-1 flex items-center gap-2 text-sm text-slate-600">
-            <LiveStatusBadge cert={cert} /> {SOURCE_LABELS[cert.source] ?? cert.source}
+            <LiveStatusBadge cert={cert} renderedAfter={renderedAfter} /> {SOURCE_LABELS[cert.source] ?? cert.source}
           </p>
         </div>
         <div className="flex flex-wrap gap-2">

@@ -5,7 +5,7 @@ import { StatusBadge } from "@/components/ui/badge";
 import type { CertificateDetail } from "@/lib/certificates";
 
 /** The status badge of a certificate's page, kept current by the live stream. */
-export function LiveStatusBadge({ cert }: { cert: CertificateDetail }) {
-  const { data } = useCertificate(cert);
+export function LiveStatusBadge({ cert, renderedAfter }: { cert: CertificateDetail; renderedAfter: number }) {
+  const { data } = useCertificate(cert, renderedAfter);
   return <StatusBadge status={data.status} />;
 }

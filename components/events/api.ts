@@ -2,7 +2,7 @@ import { useInfiniteQuery, useQuery, useQueryClient, type QueryKey } from "@tans
 import { useEffect, useRef } from "react";
 import type { CertificateDetail } from "@/lib/certificates";
 import type { EventPage } from "@/lib/events/query";
-import { useLiveRefetchInterval } from "./live-events";
+import { streamedStatusAfter, useLiveRefetchInterval } from "./live-events";
 
 // The console's reads of the REST API, one hook per resource. Keys are what the live stream
 // invalidates: ["certificate", id], ["events", …], ["certificates", …], ["dashboard"].
@@ -43,9 +43,19 @@ export function useServerValue(key: QueryKey, value: unknown) {
   }, [client, keyText, value]);
 }
 
-/** A certificate as GET /api/v1/certificates/{id} gives it; the server's render is the first value. */
-export function useCertificate(initial: CertificateDetail) {
+/**
+ * A certificate as GET /api/v1/certificates/{id} gives it; the server's render is the first value.
+ * renderedAfter: the newest event of the certificate that the render had seen; a status the stream
+ * brought after it, before this page mounted, is shown at once (Pending → Requesting → Active).
+ */
+export function useCertificate(initial: CertificateDetail, renderedAfter: number) {
   useServerValue(queryKeys.certificate(initial.id), initial);
+  const client = useQueryClient();
+  useEffect(() => {
+    const status = streamedStatusAfter(initial.id, renderedAfter);
+    if (status) client.setQueryData<CertificateDetail>(queryKeys.certificate(initial.id), (old) => (old && old.status !== status ? { ...old, status: status as CertificateDetail["status"] } : old));
+    // On mount only: a change streamed later lands in the cache directly.
+  }, [client, initial.id]); // renderedAfter is the first render's, like initialData
   return useQuery({
     queryKey: queryKeys.certificate(initial.id),
     queryFn: ({ signal }) => getJson<CertificateDetail>(`/api/v1/certificates/${encodeURIComponent(initial.id)}`, signal),

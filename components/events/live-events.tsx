@@ -25,6 +25,19 @@ export function useLiveRefetchInterval(): number | false {
 
 type StreamedEvent = { id: number; certificateId: string | null; listenerId: string | null; detail?: { status?: unknown } | null };
 
+/**
+ * The newest status the stream reported for each certificate, with its event id. A status change
+ * that arrives while its certificate's page is still on its way (rendered by the server, not yet
+ * mounted) has no cache entry to land in; the page picks it up from here when it mounts.
+ */
+const streamedStatuses = new Map<string, { eventId: number; status: string }>();
+
+/** The newest status streamed for a certificate after event `after`, if any. */
+export function streamedStatusAfter(certificateId: string, after: number): string | undefined {
+  const seen = streamedStatuses.get(certificateId);
+  return seen && seen.eventId > after ? seen.status : undefined;
+}
+
 /** startAfter: the newest event id when the server rendered the page; the stream begins after it. */
 export function LiveEvents({ startAfter, children }: { startAfter: number; children: React.ReactNode }) {
   const queryClient = useQueryClient();
@@ -92,6 +105,8 @@ export function LiveEvents({ startAfter, children }: { startAfter: number; child
           // A status change shows at once, each step in turn; the refetch below brings the rest.
           const status = event.detail?.status;
           if (event.certificateId && typeof status === "string") {
+            const known = streamedStatuses.get(event.certificateId);
+            if (!known || known.eventId < event.id) streamedStatuses.set(event.certificateId, { eventId: event.id, status });
             queryClient.setQueryData<{ status: string }>(["certificate", event.certificateId], (old) => (old && old.status !== status ? { ...old, status } : old));
           }
         } catch {
