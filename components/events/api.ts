@@ -45,7 +45,7 @@ export function useServerValue(key: QueryKey, value: unknown) {
 
 /**
  * A certificate as GET /api/v1/certificates/{id} gives it; the server's render is the first value.
- * renderedAfter: the newest event of the certificate that the render had seen; a status the stream
+ * renderedAfter: the newest event id when the page was read; a status the stream
  * brought after it, before this page mounted, is shown at once (Pending → Requesting → Active).
  */
 export function useCertificate(initial: CertificateDetail, renderedAfter: number) {
