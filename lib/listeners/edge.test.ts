@@ -540,6 +540,12 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
       await checkServedCertificates(t.db, [row]);
       expect((await listChecks(t.db, listener.id))[0].status).toBe("serving");
       expect((await fetchServedCertificate("127.0.0.1", port, "a.example.test")).fingerprint).toBe(certs.other.fingerprintSha256);
+      // Serving as mapped is an event too, when it is news (first seen, or over a mismatch): an open listener
+      // page is refreshed by it, and the timeline says the mismatch is over. A check that finds no change adds none.
+      await checkServedCertificates(t.db, [row], { everything: new Set([listener.id]) });
+      const passed = (await listEvents(t.db, {})).filter((e) => e.type === "tls.served_check_passed" && e.listenerId === listener.id);
+      expect(passed.map((e) => e.severity)).toEqual(["info", "info"]);
+      expect(passed[0].message).toContain("a.example.test");
     } finally {
       await stale.stop();
     }
@@ -684,6 +690,28 @@ describe.each(TEST_ENGINES)("the served-certificate check on %s", (kind) => {
       await checkServedCertificates(t.db, [row], { everything: new Set([listener.id]) });
       const fourth = await checks();
       for (const [hostname, x] of fourth) expect(x.checked_at > third.get(hostname)!.checked_at, hostname).toBe(true);
+    } finally {
+      await edge.stop();
+    }
+  });
+
+  it("leaves a change the edge has not loaded yet to the check after its reload, instead of reporting it unserved", async () => {
+    const cert = await createSelfSignedCertificateRecord(t.db, keyring, SYSTEM_ACTOR, { name: `late-${kind}`, domains: ["late.example.test"] });
+    const port = await findFreePort();
+    const listener = await createListener(t.db, SYSTEM_ACTOR, { name: "late", kind: "https", bindAddress: "127.0.0.1", port, upstreamUrl: "http://127.0.0.1:9", fallbackPolicy: "refuse" });
+    // No polling: this edge reloads when told to (on PostgreSQL a NOTIFY may tell it first, which is fine).
+    const edge = new Edge({ db: t.db, keyring, log, pollIntervalMs: 3_600_000, checkIntervalMs: 3_600_000 });
+    const runCheck = () => (edge as unknown as { runServedCheck: (r: { rotate?: boolean }) => Promise<void> }).runServedCheck({ rotate: true });
+    try {
+      await edge.start();
+      await setMappings(t.db, SYSTEM_ACTOR, listener.id, { mappings: [{ hostname: "late.example.test", certificateId: cert.id }] });
+      // The periodic check comes before the edge has loaded the mapping: it would find the handshake refused.
+      await runCheck();
+      expect((await listChecks(t.db, listener.id)).filter((c) => c.status !== "serving")).toEqual([]);
+      expect((await listEvents(t.db, {})).filter((e) => e.listenerId === listener.id && e.severity !== "info")).toEqual([]);
+      await edge.reload();
+      const checked = await waitFor(() => listChecks(t.db, listener.id), (c) => c.length === 1);
+      expect(checked[0]).toMatchObject({ hostname: "late.example.test", status: "serving", served_fingerprint: cert.fingerprintSha256 });
     } finally {
       await edge.stop();
     }

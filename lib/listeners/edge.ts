@@ -101,6 +101,8 @@ export class Edge {
   private lastPollAt = 0;
   private checking?: Promise<void>;
   private nextCheck?: { everything: Set<string>; rotate: boolean };
+  /** A check put off because a change had not been loaded yet: it goes with the check after that reload. */
+  private deferredCheck?: { everything: Set<string>; rotate: boolean };
   /** Handshakes, errors, fallbacks, requests and upstream errors per listener, for /metrics. */
   readonly counters: ListenerCounterStore;
 
@@ -559,10 +561,22 @@ export class Edge {
     if (this.checking) return this.checking;
     this.checking = (async () => {
       while (this.nextCheck && !this.stopped) {
-        const { everything, rotate } = this.nextCheck;
+        const { everything } = this.nextCheck;
+        let { rotate } = this.nextCheck;
         this.nextCheck = undefined;
+        if (this.deferredCheck) {
+          for (const id of this.deferredCheck.everything) everything.add(id);
+          rotate ||= this.deferredCheck.rotate;
+          this.deferredCheck = undefined;
+        }
         const plan: CheckPlan = { everything, rotation: rotate ? periodicRotation : undefined };
         try {
+          // A change this edge has not loaded yet would read as "not served": the reload it is about to make
+          // checks again once the change is in service.
+          if ((await readEdgeRevision(this.opts.db)) !== this.revision) {
+            this.deferredCheck = { everything, rotate };
+            continue;
+          }
           const listeners = [...this.running.values()].filter((r) => r.row.kind === "https").map((r) => r.row);
           await checkServedCertificates(this.opts.db, listeners, plan);
         } catch (err) {

@@ -129,6 +129,9 @@ export async function checkServedCertificates(db: Db, listeners: ListenersTable[
         )
         .execute();
     };
+    // Names whose check turned "serving" in this run (new, changed, or recovered): one event for the lot,
+    // so that an open listener page shows the result, and the timeline says the failure is over.
+    const nowServing: string[] = [];
     let next = 0;
     const workers = Array.from({ length: Math.min(CONCURRENCY, queue.length) }, async () => {
       while (next < queue.length) {
@@ -158,6 +161,7 @@ export async function checkServedCertificates(db: Db, listeners: ListenersTable[
         if (batch.length >= WRITE_BATCH) await flush();
         const before = previous.get(m.hostname);
         const changed = before?.status !== status || before?.served_fingerprint !== (served?.fingerprint ?? null);
+        if (status === "serving" && changed) nowServing.push(m.hostname);
         if (status !== "serving" && changed) {
           await recordEvent(db, {
             type: status === "mismatch" ? "tls.served_mismatch" : "tls.served_check_failed",
@@ -171,6 +175,16 @@ export async function checkServedCertificates(db: Db, listeners: ListenersTable[
     });
     await Promise.all(workers);
     await flush();
+    if (nowServing.length) {
+      const shown = nowServing.slice(0, 5).join(", ") + (nowServing.length > 5 ? ` and ${nowServing.length - 5} more` : "");
+      await recordEvent(db, {
+        type: "tls.served_check_passed",
+        severity: "info",
+        listenerId: listener.id,
+        message: `listener "${listener.name}" serves the mapped certificate for ${shown}`,
+        detail: { count: nowServing.length, hostnames: nowServing.slice(0, 100) },
+      });
+    }
     const mapped = new Set(mappings.map((m) => m.hostname));
     const stale = [...previous.keys()].filter((h) => !mapped.has(h));
     for (let i = 0; i < stale.length; i += 500) {
