@@ -21,7 +21,14 @@ const globalHolder = globalThis as unknown as { __portcullisProcessMetrics?: Reg
 function processRegistry(): Registry {
   if (!globalHolder.__portcullisProcessMetrics) {
     const registry = new Registry();
+    const before = process.cpuUsage();
     collectDefaultMetrics({ register: registry });
+    // prom-client counts CPU from the moment its collector is made (the first scrape here); Prometheus means
+    // these counters as totals since the process started, so the time used before that goes in first.
+    const add = (name: string, micros: number) => (registry.getSingleMetric(name) as Counter | undefined)?.inc(micros / 1e6);
+    add("process_cpu_user_seconds_total", before.user);
+    add("process_cpu_system_seconds_total", before.system);
+    add("process_cpu_seconds_total", before.user + before.system);
     globalHolder.__portcullisProcessMetrics = registry;
   }
   return globalHolder.__portcullisProcessMetrics;
