@@ -187,6 +187,32 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
     expect((await handshake(httpsPort, {})).fingerprint).toBe(certs.fallbackDefault.fingerprintSha256);
   });
 
+  it("lets a returning client resume its TLS session with its ticket, for the same name's certificate only", async () => {
+    const connect = (servername: string, session?: Buffer) =>
+      new Promise<{ reused: boolean; fingerprint?: string; ticket?: Buffer }>((resolve, reject) => {
+        const socket = tls.connect({ host: "127.0.0.1", port: httpsPort, servername, session, rejectUnauthorized: false });
+        socket.once("secureConnect", () => {
+          const result = { reused: socket.isSessionReused(), fingerprint: socket.getPeerX509Certificate()?.fingerprint256 };
+          if (session) {
+            socket.end();
+            return resolve(result);
+          }
+          // TLS 1.3 tickets come after the handshake; the first one is enough.
+          socket.once("session", (ticket: Buffer) => {
+            socket.end();
+            resolve({ ...result, ticket });
+          });
+        });
+        socket.once("error", reject);
+      });
+    const first = await connect("a.example.test");
+    expect(first).toMatchObject({ reused: false, fingerprint: certs.exact.fingerprintSha256 });
+    // Node shows no peer certificate on a resumed session: the certificate is the one the ticket was issued with.
+    expect((await connect("a.example.test", first.ticket)).reused).toBe(true);
+    // A ticket from one certificate's handshake does not skip the handshake of another's.
+    expect(await connect("b.example.test", first.ticket)).toEqual({ reused: false, fingerprint: certs.wildcard.fingerprintSha256 });
+  });
+
   it("proxies to the upstream with X-Forwarded headers, and shows a 502 page when it is down", async () => {
     const res = await httpsGet(httpsPort, "a.example.test", "/hello?x=1");
     expect(res.status).toBe(200);
