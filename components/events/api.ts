@@ -1,8 +1,8 @@
 import { useInfiniteQuery, useQuery, useQueryClient, type QueryKey } from "@tanstack/react-query";
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useState } from "react";
 import type { CertificateDetail } from "@/lib/certificates";
 import type { EventPage } from "@/lib/events/query";
-import { streamedStatusAfter, useLiveRefetchInterval } from "./live-events";
+import { rememberStatuses, useLiveRefetchInterval, useStatusHistory, type StatusStep } from "./live-events";
 
 // The console's reads of the REST API, one hook per resource. Keys are what the live stream
 // invalidates: ["certificate", id], ["events", …], ["certificates", …], ["dashboard"].
@@ -43,37 +43,85 @@ export function useServerValue(key: QueryKey, value: unknown) {
   }, [client, keyText, value]);
 }
 
+/** How long a status stays on screen at the least, so that a quick Requesting → Active shows both steps. */
+export const STATUS_STEP_MS = 700;
+
 /**
  * A certificate as GET /api/v1/certificates/{id} gives it; the server's render is the first value.
- * renderedAfter: the newest event id when the page was read; a status the stream
- * brought after it, before this page mounted, is shown at once (Pending → Requesting → Active).
+ * Its status is what the badge shows: the server render's (as of renderedAfter, the newest event id when
+ * the server read the page), then each status change learnt of since, from the stream or the timeline,
+ * in event order, each for STATUS_STEP_MS at least (Pending → Requesting → Active, even when the CA
+ * took less time than the page). A refetch's status, which may be ahead of the stream, does not skip
+ * the steps: the timeline's refetch brings them.
  */
 export function useCertificate(initial: CertificateDetail, renderedAfter: number) {
   useServerValue(queryKeys.certificate(initial.id), initial);
-  const client = useQueryClient();
-  useEffect(() => {
-    const status = streamedStatusAfter(initial.id, renderedAfter);
-    if (status) client.setQueryData<CertificateDetail>(queryKeys.certificate(initial.id), (old) => (old && old.status !== status ? { ...old, status: status as CertificateDetail["status"] } : old));
-    // On mount only: a change streamed later lands in the cache directly.
-  }, [client, initial.id]); // renderedAfter is the first render's, like initialData
-  return useQuery({
+  const query = useQuery({
     queryKey: queryKeys.certificate(initial.id),
     queryFn: ({ signal }) => getJson<CertificateDetail>(`/api/v1/certificates/${encodeURIComponent(initial.id)}`, signal),
     initialData: initial,
     refetchInterval: useLiveRefetchInterval(),
   });
+  const shown = useStatusSteps(initial.id, initial.status, renderedAfter);
+  return { data: shown === query.data.status ? query.data : { ...query.data, status: shown as CertificateDetail["status"] }, error: query.error };
+}
+
+type StepState = { shown: string; queue: string[]; shownAt: number; seen: number; timer?: ReturnType<typeof setTimeout> };
+
+function useStatusSteps(certificateId: string, serverStatus: string, renderedAfter: number): string {
+  const history = useStatusHistory(certificateId);
+  const [shown, setShown] = useState(serverStatus);
+  // The server render's status counts as a step just after renderedAfter: events up to it are in it.
+  const state = useRef<StepState>({ shown: serverStatus, queue: [], shownAt: 0, seen: renderedAfter + 0.5 });
+  useEffect(() => {
+    const s = state.current;
+    const steps: StatusStep[] = [...history, { eventId: renderedAfter + 0.5, status: serverStatus }].filter((step) => step.eventId > s.seen);
+    steps.sort((a, b) => a.eventId - b.eventId);
+    for (const step of steps) {
+      if (step.status !== (s.queue.at(-1) ?? s.shown)) s.queue.push(step.status);
+      s.seen = step.eventId;
+    }
+    const pump = () => {
+      s.timer = undefined;
+      const next = s.queue[0];
+      if (next === undefined) return;
+      const wait = s.shownAt + STATUS_STEP_MS - Date.now();
+      if (wait > 0) {
+        s.timer = setTimeout(pump, wait);
+        return;
+      }
+      s.queue.shift();
+      s.shown = next;
+      s.shownAt = Date.now();
+      setShown(next);
+      if (s.queue.length) s.timer = setTimeout(pump, STATUS_STEP_MS);
+    };
+    if (!s.timer) pump();
+  }, [history, renderedAfter, serverStatus]);
+  useEffect(() => {
+    const s = state.current;
+    return () => {
+      clearTimeout(s.timer);
+      s.timer = undefined;
+    };
+  }, []);
+  return shown;
 }
 
 /** The newest events of one certificate (its timeline). */
 export function useCertificateEvents(certificateId: string, initial: EventPage, limit: number) {
   const params = { certificate: certificateId, order: "newest", limit: String(limit) };
   useServerValue(queryKeys.events(params), initial);
-  return useQuery({
+  const query = useQuery({
     queryKey: queryKeys.events(params),
     queryFn: ({ signal }) => getJson<EventPage>(`/api/v1/events?${search(params)}`, signal),
     initialData: initial,
     refetchInterval: useLiveRefetchInterval(),
   });
+  // The status changes in it are steps for the certificate's badge, which may not have streamed yet.
+  const { data } = query;
+  useEffect(() => rememberStatuses(certificateId, data.items), [certificateId, data]);
+  return query;
 }
 
 /** Newest first, with "load older" pages before the last one shown. */

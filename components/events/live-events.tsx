@@ -2,7 +2,7 @@
 
 import { useQueryClient } from "@tanstack/react-query";
 import { useRouter } from "next/navigation";
-import { createContext, useContext, useEffect, useRef, useState } from "react";
+import { createContext, useContext, useEffect, useRef, useState, useSyncExternalStore } from "react";
 
 // The console's one connection to GET /api/v1/events/stream. Each event invalidates the queries it
 // touches and re-renders the server components of the page (status badges, lists), debounced.
@@ -26,16 +26,43 @@ export function useLiveRefetchInterval(): number | false {
 type StreamedEvent = { id: number; certificateId: string | null; listenerId: string | null; detail?: { status?: unknown } | null };
 
 /**
- * The newest status the stream reported for each certificate, with its event id. A status change
- * that arrives while its certificate's page is still on its way (rendered by the server, not yet
- * mounted) has no cache entry to land in; the page picks it up from here when it mounts.
+ * The status changes the page has learnt of for each certificate, in event order: from the stream, and
+ * from the certificate's timeline (which a server render or a refetch may bring before the stream does).
+ * Its badge steps through them, so a change that was quick, or that came while the page was on its
+ * way, is still shown.
  */
-const streamedStatuses = new Map<string, { eventId: number; status: string }>();
+export type StatusStep = { eventId: number; status: string };
+const statusHistory = new Map<string, StatusStep[]>();
+const historyListeners = new Set<() => void>();
+const STATUS_STEPS_KEPT = 16;
 
-/** The newest status streamed for a certificate after event `after`, if any. */
-export function streamedStatusAfter(certificateId: string, after: number): string | undefined {
-  const seen = streamedStatuses.get(certificateId);
-  return seen && seen.eventId > after ? seen.status : undefined;
+/** Adds the events that carry a status (detail.status) to the certificate's history; ignores those known. */
+export function rememberStatuses(certificateId: string, events: Iterable<{ id: number; detail?: unknown }>) {
+  const known = statusHistory.get(certificateId) ?? [];
+  const added: StatusStep[] = [];
+  for (const e of events) {
+    const status = (e.detail as { status?: unknown } | null | undefined)?.status;
+    if (typeof status === "string" && !known.some((k) => k.eventId === e.id) && !added.some((k) => k.eventId === e.id)) added.push({ eventId: e.id, status });
+  }
+  if (!added.length) return;
+  // A new array each time: it is what useStatusHistory compares.
+  statusHistory.set(certificateId, [...known, ...added].sort((a, b) => a.eventId - b.eventId).slice(-STATUS_STEPS_KEPT));
+  for (const listener of historyListeners) listener();
+}
+
+const subscribeHistory = (listener: () => void) => {
+  historyListeners.add(listener);
+  return () => historyListeners.delete(listener);
+};
+const NO_STEPS: StatusStep[] = [];
+
+/** The certificate's status history, oldest first; a new array whenever it grows. */
+export function useStatusHistory(certificateId: string): StatusStep[] {
+  return useSyncExternalStore(
+    subscribeHistory,
+    () => statusHistory.get(certificateId) ?? NO_STEPS,
+    () => NO_STEPS,
+  );
 }
 
 /** startAfter: the newest event id when the server rendered the page; the stream begins after it. */
@@ -105,8 +132,7 @@ export function LiveEvents({ startAfter, children }: { startAfter: number; child
           // A status change shows at once, each step in turn; the refetch below brings the rest.
           const status = event.detail?.status;
           if (event.certificateId && typeof status === "string") {
-            const known = streamedStatuses.get(event.certificateId);
-            if (!known || known.eventId < event.id) streamedStatuses.set(event.certificateId, { eventId: event.id, status });
+            rememberStatuses(event.certificateId, [event]);
             queryClient.setQueryData<{ status: string }>(["certificate", event.certificateId], (old) => (old && old.status !== status ? { ...old, status } : old));
           }
         } catch {
