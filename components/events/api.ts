@@ -43,34 +43,22 @@ export function useServerValue(key: QueryKey, value: unknown) {
   }, [client, keyText, value]);
 }
 
-/** How long a status stays on screen at the least, so that a quick Requesting → Active shows both steps. */
-export const STATUS_STEP_MS = 700;
-
-/**
- * A certificate as GET /api/v1/certificates/{id} gives it; the server's render is the first value.
- * Its status is what the badge shows: the server render's (as of renderedAfter, the newest event id when
- * the server read the page), then each status change learnt of since, from the stream or the timeline,
- * in event order, each for STATUS_STEP_MS at least (Pending → Requesting → Active, even when the CA
- * took less time than the page). A refetch's status, which may be ahead of the stream, does not skip
- * the steps: the timeline's refetch brings them.
- */
-export function useCertificate(initial: CertificateDetail, renderedAfter: number) {
-  useServerValue(queryKeys.certificate(initial.id), initial);
-  const query = useQuery({
-    queryKey: queryKeys.certificate(initial.id),
-    queryFn: ({ signal }) => getJson<CertificateDetail>(`/api/v1/certificates/${encodeURIComponent(initial.id)}`, signal),
-    initialData: initial,
-    refetchInterval: useLiveRefetchInterval(),
-  });
-  const shown = useStatusSteps(initial.id, initial.status, renderedAfter);
-  return { data: shown === query.data.status ? query.data : { ...query.data, status: shown as CertificateDetail["status"] }, error: query.error };
-}
-
 type StepState = { shown: string; queue: string[]; shownAt: number; seen: number; timer?: ReturnType<typeof setTimeout> };
 
-function useStatusSteps(certificateId: string, serverStatus: string, renderedAfter: number): string {
+/** How long a status stays on screen at the least, so that a quick Requesting → Active shows both steps. */
+const STATUS_STEP_MS = 700;
+
+/**
+ * The status a certificate's badge shows: the server render's (as of renderedAfter, the newest event id
+ * when the server read the page), then each status change learnt of since, from the stream or the
+ * timeline, in event order, each for STATUS_STEP_MS at least (Pending → Requesting → Active, even when
+ * the CA took less time than the page). No query of its own: a refetch of the certificate may be ahead
+ * of the stream and would skip steps, and while the stream is down the page's server render, refreshed
+ * every few seconds, brings the status.
+ */
+export function useCertificateStatus(certificateId: string, serverStatus: CertificateDetail["status"], renderedAfter: number): CertificateDetail["status"] {
   const history = useStatusHistory(certificateId);
-  const [shown, setShown] = useState(serverStatus);
+  const [shown, setShown] = useState<string>(serverStatus);
   // The server render's status counts as a step just after renderedAfter: events up to it are in it.
   const state = useRef<StepState>({ shown: serverStatus, queue: [], shownAt: 0, seen: renderedAfter + 0.5 });
   useEffect(() => {
@@ -105,7 +93,7 @@ function useStatusSteps(certificateId: string, serverStatus: string, renderedAft
       s.timer = undefined;
     };
   }, []);
-  return shown;
+  return shown as CertificateDetail["status"];
 }
 
 /** The newest events of one certificate (its timeline). */

@@ -129,7 +129,8 @@ export function LiveEvents({ startAfter, children }: { startAfter: number; child
           const event = JSON.parse(message.data) as StreamedEvent;
           if (event.certificateId) pending.certificates.add(event.certificateId);
           if (event.listenerId) pending.listeners.add(event.listenerId);
-          // A status change shows at once, each step in turn; the refetch below brings the rest.
+          // A status change shows at once: in the certificate page's badge, which steps through the history,
+          // and in queries of the certificate (Settings → TLS); the refetch below brings the rest.
           const status = event.detail?.status;
           if (event.certificateId && typeof status === "string") {
             rememberStatuses(event.certificateId, [event]);
