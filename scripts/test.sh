@@ -28,8 +28,8 @@ step "type check"
 npx tsc --noEmit || exit 1
 
 step "unit and data-layer tests"
-npx vitest run --reporter=default --reporter=json --outputFile=.tmp/vitest.json
-unit=$?
+npx vitest run --reporter=default --reporter=json --outputFile=.tmp/vitest.json 2>&1 | tee .tmp/vitest.log
+unit=${PIPESTATUS[0]}
 
 step "production build"
 rm -rf .next
@@ -42,10 +42,25 @@ e2e=$?
 node -e '
   const fs = require("fs");
   const read = (f) => { try { return JSON.parse(fs.readFileSync(f, "utf8")); } catch { return null; } };
+  const [unitCode, e2eCode] = process.argv.slice(1).map(Number);
   const v = read(".tmp/vitest.json"), p = read(".tmp/playwright.json");
   const passed = (v?.numPassedTests ?? 0) + (p?.stats?.expected ?? 0);
-  const failed = (v ? v.numFailedTests : 1) + (p ? (p.stats.unexpected ?? 0) + (p.stats.flaky ?? 0) : 1);
+  // A suite whose beforeAll fails counts its tests as skipped, not failed; an error outside any test
+  // fails the run with no failed test at all. Both count here, so "0 failed" never goes with a red run.
+  const hookFailures = (v?.testResults ?? []).filter((f) => f.status === "failed" && !f.assertionResults.some((t) => t.status === "failed")).length;
+  const unitFailed = v ? v.numFailedTests + hookFailures : 1;
+  const e2eFailed = p ? (p.stats.unexpected ?? 0) + (p.stats.flaky ?? 0) + (p.errors?.length ?? 0) : 1;
+  const failed = unitFailed + e2eFailed + (unitCode !== 0 && unitFailed === 0) + (e2eCode !== 0 && e2eFailed === 0);
   const skipped = (v?.numPendingTests ?? 0) + (p?.stats?.skipped ?? 0);
+  if (unitCode !== 0) {
+    // Repeat the failure report of the unit run here, at the end, where a log cut to its tail still shows it.
+    const log = fs.existsSync(".tmp/vitest.log") ? fs.readFileSync(".tmp/vitest.log", "utf8").replace(/\x1b\[[0-9;]*m/g, "").split("\n") : [];
+    const start = log.findIndex((line) => /⎯ (Failed|Unhandled)/.test(line));
+    const end = log.findIndex((line, i) => i > start && /^\s*Test Files /.test(line));
+    console.log(`\nunit and data-layer tests failed (vitest exit code ${unitCode})` + (start < 0 ? "; see its output above" : ":"));
+    if (start >= 0) console.log(log.slice(start, end < 0 ? undefined : end).slice(0, 150).join("\n"));
+  }
+  if (e2eCode !== 0) console.log(`\nend-to-end tests failed (Playwright exit code ${e2eCode}); its failures are listed above`);
   console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
-'
+' "$unit" "$e2e"
 [ "$unit" -eq 0 ] && [ "$e2e" -eq 0 ]
