@@ -21,14 +21,26 @@ const globalHolder = globalThis as unknown as { __portcullisProcessMetrics?: Reg
 function processRegistry(): Registry {
   if (!globalHolder.__portcullisProcessMetrics) {
     const registry = new Registry();
-    const before = process.cpuUsage();
     collectDefaultMetrics({ register: registry });
     // prom-client counts CPU from the moment its collector is made (the first scrape here); Prometheus means
-    // these counters as totals since the process started, so the time used before that goes in first.
-    const add = (name: string, micros: number) => (registry.getSingleMetric(name) as Counter | undefined)?.inc(micros / 1e6);
-    add("process_cpu_user_seconds_total", before.user);
-    add("process_cpu_system_seconds_total", before.system);
-    add("process_cpu_seconds_total", before.user + before.system);
+    // these counters as totals since the process started, so they are read whole from process.cpuUsage().
+    const totals: [string, string, (usage: NodeJS.CpuUsage) => number][] = [
+      ["process_cpu_user_seconds_total", "Total user CPU time spent in seconds.", (u) => u.user],
+      ["process_cpu_system_seconds_total", "Total system CPU time spent in seconds.", (u) => u.system],
+      ["process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", (u) => u.user + u.system],
+    ];
+    for (const [name, help, micros] of totals) {
+      registry.removeSingleMetric(name);
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(micros(process.cpuUsage()) / 1e6);
+        },
+      });
+    }
     globalHolder.__portcullisProcessMetrics = registry;
   }
   return globalHolder.__portcullisProcessMetrics;
