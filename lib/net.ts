@@ -11,3 +11,17 @@ export function findFreePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * Starts `server` on a port of the kernel's choosing on loopback and returns it: no gap between
+ * finding a free port and taking it, in which a parallel test could take it first.
+ */
+export function listenOnLoopback(server: net.Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+}

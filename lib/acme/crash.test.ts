@@ -12,7 +12,7 @@ import { createTestDatabase, TEST_ENGINES, type TestDatabase } from "../db/testi
 import { listEvents } from "../events";
 import { Edge } from "../listeners/edge";
 import { createListener } from "../listeners/index";
-import { findFreePort } from "../net";
+import { listenOnLoopback } from "../net";
 import { createAccount } from "./accounts";
 import { createAcmeCertificate } from "./certificates";
 import { configureAcmeTransport } from "./client";
@@ -62,8 +62,7 @@ describe.skipIf(!pebbleAvailable()).each(TEST_ENGINES)("a worker killed mid-orde
     configureAcmeTransport(pebble.caBundlePath);
     t = await createTestDatabase(kind);
     upstream = http.createServer((_q, r) => r.end("ok"));
-    const upstreamPort = await findFreePort();
-    await new Promise<void>((r) => upstream.listen(upstreamPort, "127.0.0.1", r));
+    const upstreamPort = await listenOnLoopback(upstream);
     await createListener(t.db, SYSTEM_ACTOR, { name: "http", kind: "http", bindAddress: "127.0.0.1", port: pebble.httpPort, httpAction: "redirect" });
     await createListener(t.db, SYSTEM_ACTOR, { name: "https", kind: "https", bindAddress: "127.0.0.1", port: pebble.tlsPort, upstreamUrl: `http://127.0.0.1:${upstreamPort}` });
     edge = new Edge({ db: t.db, keyring, log, pollIntervalMs: 50, checkIntervalMs: 3_600_000 });

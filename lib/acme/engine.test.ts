@@ -17,7 +17,7 @@ import { createTestDatabase, POSTGRES_TEST_URL, TEST_ENGINES, type TestDatabase 
 import { listEvents } from "../events";
 import { Edge } from "../listeners/edge";
 import { createListener, serveCertificateOnListener, updateListener } from "../listeners/index";
-import { findFreePort } from "../net";
+import { findFreePort, listenOnLoopback } from "../net";
 import { createAccount } from "./accounts";
 import { createAcmeCertificate, requestRenewal } from "./certificates";
 import { configureAcmeTransport } from "./client";
@@ -80,8 +80,7 @@ describe.skipIf(!pebbleAvailable()).each(TEST_ENGINES)("the ACME engine with peb
     configureAcmeTransport(pebble.caBundlePath);
     t = await createTestDatabase(kind);
     upstream = http.createServer((_req, res) => res.end("hello from upstream"));
-    const upstreamPort = await findFreePort();
-    await new Promise<void>((r) => upstream.listen(upstreamPort, "127.0.0.1", r));
+    const upstreamPort = await listenOnLoopback(upstream);
     httpListenerId = (await createListener(t.db, SYSTEM_ACTOR, { name: "http", kind: "http", bindAddress: "127.0.0.1", port: pebble.httpPort, httpAction: "redirect" })).id;
     httpsListenerId = (await createListener(t.db, SYSTEM_ACTOR, { name: "https", kind: "https", bindAddress: "127.0.0.1", port: pebble.tlsPort, upstreamUrl: `http://127.0.0.1:${upstreamPort}` })).id;
     edge = new Edge({ db: t.db, keyring, log, pollIntervalMs: 50, checkIntervalMs: 3_600_000 });
