@@ -130,6 +130,13 @@ describe.each(TEST_ENGINES)("the /metrics scrape on %s", (kind) => {
     // A total since the process started, not since the first scrape.
     expect(sampleOf(withProcess, "process_cpu_user_seconds_total")).toBeGreaterThanOrEqual(usedBefore.user / 1e6);
     expect(sampleOf(withProcess, "process_cpu_seconds_total")).toBeGreaterThanOrEqual((usedBefore.user + usedBefore.system) / 1e6);
+    // Read again at each scrape: the next one counts what was used since, and never less than the process says.
+    const busyUntil = performance.now() + 20;
+    while (performance.now() < busyUntil);
+    const usedBeforeNext = process.cpuUsage();
+    const next = parseScrape(await renderMetrics(t.db, { processMetrics: true }));
+    expect(sampleOf(next, "process_cpu_seconds_total")).toBeGreaterThanOrEqual((usedBeforeNext.user + usedBeforeNext.system) / 1e6);
+    expect(sampleOf(next, "process_cpu_seconds_total")).toBeGreaterThan(sampleOf(withProcess, "process_cpu_seconds_total")!);
     expect(sampleOf(withProcess, "portcullis_renewals_failed_total")).toBe(4);
   });
 
