@@ -1,15 +1,58 @@
+import fs from "node:fs";
 import net from "node:net";
 
-/** A TCP port that is free on loopback right now (for tests and benchmarks). */
-export function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+// Ports handed out below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default): a
+// port the kernel picks for listen(0) is from that range, and between the moment it is found free and the
+// moment another process binds it, any outgoing connection on the machine (a database pool, a CA's
+// validation) can take it as its local port. connect() never takes a port outside that range.
+const PICK_FLOOR = 20_000;
+const PICK_ATTEMPTS = 200;
+// Each process picks from its own slice of that range (a vitest worker by its pool id, others by pid), and
+// never hands out a port twice: two pickers rarely meet on a port that one of them has yet to bind.
+const SLICES = 8;
+const handedOut = new Set<number>();
+
+function ephemeralFloor(): number {
+  try {
+    const low = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function tryListen(port: number): Promise<number | null> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
+    server.once("error", () => resolve(null));
+    server.listen({ port, host: "127.0.0.1", exclusive: true }, () => {
+      const { port: bound } = server.address() as net.AddressInfo;
+      server.close(() => resolve(bound));
     });
   });
+}
+
+/**
+ * A TCP port that is free on loopback right now (for tests and benchmarks), for another process or a later
+ * listen to take: from below the ephemeral range, so that no outgoing connection takes it in between.
+ */
+export async function findFreePort(): Promise<number> {
+  const ceiling = ephemeralFloor();
+  const sliceSize = Math.floor((ceiling - PICK_FLOOR) / SLICES);
+  if (sliceSize >= 500) {
+    const slice = Number(process.env.VITEST_POOL_ID ?? process.pid) % SLICES;
+    for (let attempt = 0; attempt < PICK_ATTEMPTS; attempt++) {
+      const candidate = PICK_FLOOR + slice * sliceSize + Math.floor(Math.random() * sliceSize);
+      if (handedOut.has(candidate)) continue;
+      const port = await tryListen(candidate);
+      if (port === null) continue;
+      handedOut.add(port);
+      return port;
+    }
+  }
+  const port = await tryListen(0);
+  if (port === null) throw new Error("no free TCP port on 127.0.0.1");
+  return port;
 }
 
 /**
