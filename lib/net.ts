@@ -12,13 +12,20 @@ const PICK_ATTEMPTS = 200;
 const SLICES = 8;
 const handedOut = new Set<number>();
 
+let floorOfEphemeral: number | undefined;
+
+/** The lowest port of the kernel's ephemeral range, read once. */
 function ephemeralFloor(): number {
-  try {
-    const low = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
-    return Number.isInteger(low) && low > 0 ? low : 32_768;
-  } catch {
-    return 32_768;
+  if (floorOfEphemeral === undefined) {
+    let low = NaN;
+    try {
+      low = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    } catch {
+      // Not Linux, or no /proc: the kernel's usual default below.
+    }
+    floorOfEphemeral = Number.isInteger(low) && low > 0 ? low : 32_768;
   }
+  return floorOfEphemeral;
 }
 
 function tryListen(port: number): Promise<number | null> {
@@ -44,10 +51,9 @@ export async function findFreePort(): Promise<number> {
     for (let attempt = 0; attempt < PICK_ATTEMPTS; attempt++) {
       const candidate = PICK_FLOOR + slice * sliceSize + Math.floor(Math.random() * sliceSize);
       if (handedOut.has(candidate)) continue;
-      const port = await tryListen(candidate);
-      if (port === null) continue;
-      handedOut.add(port);
-      return port;
+      // Taken before the probe, so that calls running at the same time never both get it.
+      handedOut.add(candidate);
+      if ((await tryListen(candidate)) !== null) return candidate;
     }
   }
   const port = await tryListen(0);

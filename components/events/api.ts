@@ -82,7 +82,7 @@ export function useCertificateStatus(certificateId: string, serverStatus: Certif
       s.shown = next;
       s.shownAt = Date.now();
       setShown(next);
-      if (s.queue.length) s.timer = setTimeout(pump, STATUS_STEP_MS);
+      if (s.queue.length) pump(); // waits STATUS_STEP_MS for the next step
     };
     if (!s.timer) pump();
   }, [history, renderedAfter, serverStatus]);
