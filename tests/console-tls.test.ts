@@ -477,6 +477,12 @@ describe.skipIf(!pebbleAvailable()).each(TEST_ENGINES)("acme mode against pebble
       before.socket.destroy();
       const after = await getConsoleTlsStatus(t.db, config);
       expect(after).toMatchObject({ served: { kind: "acme", trusted: true }, acme: { status: "active", lastError: null } });
+      // statusAsOf is the newest event when the status was read: the engine's status events came after the first read and before the second.
+      const statusEvents = (await listEvents(t.db, { certificateId: status.acme.certificateId!, limit: 100 })).filter((e) => typeof (e.detail as { status?: unknown } | null)?.status === "string");
+      const requesting = statusEvents.filter((e) => (e.detail as { status: string }).status === "requesting");
+      expect(requesting.length).toBeGreaterThan(0);
+      expect(requesting.every((e) => e.id > status.acme.statusAsOf && e.id <= after.acme.statusAsOf)).toBe(true);
+      expect(status.acme.status).toBe("pending");
       expect(await consoleTlsWarnings(t.db, config)).toEqual([]);
     } finally {
       await engine.stop();

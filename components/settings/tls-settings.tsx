@@ -4,16 +4,18 @@ import Link from "next/link";
 import { useQueryClient } from "@tanstack/react-query";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
+import { useCertificateStatus } from "@/components/events/api";
 import { sendJson } from "@/components/forms/api";
 import { renameFields, useApiSubmit } from "@/components/forms/use-api-submit";
 import { StatusBadge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { DetailRow } from "@/components/ui/detail-row";
 import { FormMessage, SelectField, TextField } from "@/components/ui/field";
+import type { CertificateDetail } from "@/lib/certificates";
 import type { ConsoleTlsStatus } from "@/lib/console/tls-status";
 import { formatDateTime, relativeTime } from "@/lib/format";
 import { TlsUploadForm } from "./tls-upload-form";
-import { tlsStatusKey, useConsoleCertificateStatus, useConsoleTlsStatus } from "./tls-status-query";
+import { tlsStatusKey, useConsoleTlsStatus } from "./tls-status-query";
 
 type Mode = ConsoleTlsStatus["mode"];
 
@@ -339,7 +341,6 @@ function AcmeSection({ status, isAdmin }: { status: ConsoleTlsStatus; isAdmin: b
   const { pending, errors, message, setMessage, submit } = useApiSubmit();
   const [enabled, setEnabled] = useState(status.acme.enabled);
   const acme = status.acme;
-  const certificateStatus = useConsoleCertificateStatus(acme.certificateId, acme.status);
   const domainLock = status.locked.acmeDomain;
   const emailLock = status.locked.acmeEmail;
   const readOnly = !isAdmin;
@@ -419,25 +420,34 @@ function AcmeSection({ status, isAdmin }: { status: ConsoleTlsStatus; isAdmin: b
           </Button>
         ) : null}
       </form>
-      {acme.certificateId || certificateStatus ? (
-        <div className="space-y-2 border-t border-slate-200 px-4 py-3 text-sm" data-testid="console-acme-status">
-          <p className="flex flex-wrap items-center gap-2">
-            <span className="font-medium">Console certificate:</span>
-            {certificateStatus ? <StatusBadge status={certificateStatus} /> : null}
-            <span className="text-slate-600">{ACME_STATUS_TEXT[certificateStatus ?? ""] ?? ""}</span>
-            {acme.certificateId ? (
-              <Link href={`/certificates/${acme.certificateId}`} className="font-medium text-indigo-700 underline">
-                Open the certificate
-              </Link>
-            ) : null}
-          </p>
-          {acme.lastError ? (
-            <p className="rounded-md bg-red-50 p-3 text-red-900" data-testid="console-acme-error">
-              {acme.lastError}
-            </p>
-          ) : null}
-        </div>
-      ) : null}
+      {acme.certificateId ? <ConsoleAcmeStatus key={acme.certificateId} certificateId={acme.certificateId} acme={acme} /> : null}
     </section>
+  );
+}
+
+/**
+ * The console certificate's status under the ACME form, stepped like a certificate page's badge: the
+ * status read with the settings (as of statusAsOf), then each change the stream brings after it, each on
+ * screen for a moment (Pending → Requesting → Active, even with a quick CA). Keyed by the certificate id,
+ * so a new order starts from its own status.
+ */
+function ConsoleAcmeStatus({ certificateId, acme }: { certificateId: string; acme: ConsoleTlsStatus["acme"] }) {
+  const status = useCertificateStatus(certificateId, (acme.status ?? "pending") as CertificateDetail["status"], acme.statusAsOf);
+  return (
+    <div className="space-y-2 border-t border-slate-200 px-4 py-3 text-sm" data-testid="console-acme-status">
+      <p className="flex flex-wrap items-center gap-2">
+        <span className="font-medium">Console certificate:</span>
+        <StatusBadge status={status} />
+        <span className="text-slate-600">{ACME_STATUS_TEXT[status] ?? ""}</span>
+        <Link href={`/certificates/${certificateId}`} className="font-medium text-indigo-700 underline">
+          Open the certificate
+        </Link>
+      </p>
+      {acme.lastError ? (
+        <p className="rounded-md bg-red-50 p-3 text-red-900" data-testid="console-acme-error">
+          {acme.lastError}
+        </p>
+      ) : null}
+    </div>
   );
 }

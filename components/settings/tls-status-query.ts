@@ -1,7 +1,7 @@
 "use client";
 
 import { useQuery } from "@tanstack/react-query";
-import { getJson, queryKeys, useServerValue } from "@/components/events/api";
+import { getJson, useServerValue } from "@/components/events/api";
 import { useLiveRefetchInterval } from "@/components/events/live-events";
 import type { ConsoleTlsStatus } from "@/lib/console/tls-status";
 
@@ -19,18 +19,4 @@ export function useConsoleTlsStatus(initial: ConsoleTlsStatus) {
     initialData: initial,
     refetchInterval: useLiveRefetchInterval(),
   });
-}
-
-/**
- * The console certificate's ACME status as the stream reports it: the stream writes each status
- * change of ["certificate", id] into the cache the moment it arrives (Pending → Requesting → Active).
- */
-export function useConsoleCertificateStatus(certificateId: string | null, fallback: string | null): string | null {
-  const query = useQuery({
-    queryKey: queryKeys.certificate(certificateId ?? "none"),
-    queryFn: ({ signal }) => getJson<{ status: string }>(`/api/v1/certificates/${encodeURIComponent(certificateId ?? "")}`, signal),
-    enabled: Boolean(certificateId),
-    refetchInterval: useLiveRefetchInterval(),
-  });
-  return certificateId ? (query.data?.status ?? fallback) : fallback;
 }

@@ -1,6 +1,7 @@
 import type { Config } from "../config";
 import { TLS_MODES } from "../config";
 import type { Db } from "../db";
+import { latestEventId } from "../events";
 import type { ServiceWarning } from "../warnings";
 import { isLoopbackHost } from "./http";
 import { deriveServed } from "./tls-manager";
@@ -31,7 +32,16 @@ export type ConsoleTlsStatus = {
   restartRequired: string | null;
   served: ServedCertificate | null;
   localCa: null | { subject: string; fingerprintSha256: string; notAfter: string };
-  acme: { enabled: boolean; domain: string | null; email: string | null; certificateId: string | null; status: string | null; lastError: string | null };
+  acme: {
+    enabled: boolean;
+    domain: string | null;
+    email: string | null;
+    certificateId: string | null;
+    status: string | null;
+    /** The newest event id when status was read: status changes with a higher id are newer than it (the page steps through them). */
+    statusAsOf: number;
+    lastError: string | null;
+  };
   provided: { source: "env" | "upload" | null; certFile: string | null; keyFile: string | null; lastError: string | null };
   /** Field → the environment variable that sets it (environment wins; the UI shows these locked). */
   locked: Record<string, string>;
@@ -100,7 +110,10 @@ export async function getConsoleTlsStatus(db: Db, config: Config): Promise<Conso
   const acmeDomain = config.acme.domain ?? acmeSettings?.domain ?? null;
   const acmeEmail = config.acme.email ?? acmeSettings?.email ?? null;
   let acmeRow: { status: string; last_error: string | null } | undefined;
+  let statusAsOf = 0;
   if (acmeSettings?.certificateId) {
+    // Taken before the certificate is read: a status event after it may be newer than the row.
+    statusAsOf = await latestEventId(db);
     acmeRow = await db.selectFrom("certificates").select(["status", "last_error"]).where("id", "=", acmeSettings.certificateId).executeTakeFirst();
   }
   const upload = config.tls.certFile ? undefined : await readProvidedUpload(db);
@@ -120,6 +133,7 @@ export async function getConsoleTlsStatus(db: Db, config: Config): Promise<Conso
       email: acmeEmail,
       certificateId: acmeSettings?.certificateId ?? null,
       status: acmeRow?.status ?? null,
+      statusAsOf,
       lastError: acmeRow?.last_error ?? null,
     },
     provided: {
