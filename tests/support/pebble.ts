@@ -173,7 +173,7 @@ function buildHandle(state: {
 }
 
 async function pickPorts(options: PebbleOptions): Promise<Ports> {
-  // Sequential: asking for several ports at once can hand out the same one twice.
+  // findFreePort never hands the same port out twice in one process, so these cannot collide with each other.
   const acme = await findFreePort();
   const management = await findFreePort();
   const http = options.httpPort ?? (await findFreePort());
