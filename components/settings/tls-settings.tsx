@@ -432,13 +432,15 @@ function AcmeSection({ status, isAdmin }: { status: ConsoleTlsStatus; isAdmin: b
  * so a new order starts from its own status.
  */
 function ConsoleAcmeStatus({ certificateId, acme }: { certificateId: string; acme: ConsoleTlsStatus["acme"] }) {
-  const status = useCertificateStatus(certificateId, (acme.status ?? "pending") as CertificateDetail["status"], acme.statusAsOf);
+  const stepped = useCertificateStatus(certificateId, (acme.status ?? "pending") as CertificateDetail["status"], acme.statusAsOf);
+  // No status when the certificate row is gone (deleted under Certificates): no badge then, rather than a made-up one.
+  const status = acme.status ? stepped : null;
   return (
     <div className="space-y-2 border-t border-slate-200 px-4 py-3 text-sm" data-testid="console-acme-status">
       <p className="flex flex-wrap items-center gap-2">
         <span className="font-medium">Console certificate:</span>
-        <StatusBadge status={status} />
-        <span className="text-slate-600">{ACME_STATUS_TEXT[status] ?? ""}</span>
+        {status ? <StatusBadge status={status} /> : null}
+        <span className="text-slate-600">{ACME_STATUS_TEXT[status ?? ""] ?? ""}</span>
         <Link href={`/certificates/${certificateId}`} className="font-medium text-indigo-700 underline">
           Open the certificate
         </Link>
