@@ -90,6 +90,42 @@ test("request a certificate from the CA and watch it turn Active without a reloa
   await expect.poll(() => servedFingerprint(state.pebble.tlsPort), { timeout: 5_000 }).toBe(fingerprint);
 });
 
+test("a certificate's page that loads only after the CA has finished still shows Requesting, then Active", async ({ page }) => {
+  await new LoginPage(page).signIn(ADMIN);
+  const name = `late.${HOST}`;
+  await page.goto("/certificates/new?source=acme");
+  await page.getByLabel("Names", { exact: true }).fill(name);
+  // The form opens the new certificate's page; hold that page back until the certificate is Active, so
+  // that the page is read after every step and the stream brings none: the badge must still step.
+  let heldBack = false;
+  await page.route(/\/certificates\/(?!new)[^/?]+(\?.*)?$/, async (route) => {
+    const id = new URL(route.request().url()).pathname.split("/").pop()!;
+    await expect
+      .poll(async () => ((await (await page.request.get(`/api/v1/certificates/${id}`)).json()) as { status?: string }).status, { timeout: 15_000 })
+      .toBe("active");
+    heldBack = true;
+    await route.continue();
+  });
+  await page.evaluate(() => {
+    const w = window as unknown as { __badges: string[] };
+    w.__badges = [];
+    new MutationObserver(() => {
+      const badge = document.querySelector("[data-testid=status-badge]");
+      if (badge && w.__badges.at(-1) !== badge.textContent) w.__badges.push(badge.textContent ?? "");
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+  await page.getByRole("button", { name: "Request certificate" }).click();
+  await expect(page.getByTestId("certificate-name")).toHaveText(name);
+  await expect(page.getByTestId("status-badge").first()).toHaveText("Active", { timeout: 15_000 });
+  expect(heldBack).toBe(true);
+  const badges = await page.evaluate(() => (window as unknown as { __badges: string[] }).__badges);
+  expect(badges, badges.join(" → ")).toEqual(["Pending", "Requesting", "Active"]);
+  // A later visit starts from the status it is read with.
+  await page.unrouteAll();
+  await page.reload();
+  await expect(page.getByTestId("status-badge").first()).toHaveText("Active");
+});
+
 function pebbleIssuer(managementUrl: string, which: "roots" | "intermediates"): Promise<string> {
   return new Promise((resolve, reject) => {
     https

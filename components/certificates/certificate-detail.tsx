@@ -45,7 +45,7 @@ export function CertificateDetailView({
             {cert.name}
           </h1>
           <p className="mt-1 flex items-center gap-2 text-sm text-slate-600">
-            <LiveStatusBadge cert={cert} renderedAfter={renderedAfter} /> {SOURCE_LABELS[cert.source] ?? cert.source}
+            <LiveStatusBadge cert={cert} renderedAfter={renderedAfter} timeline={events.items} /> {SOURCE_LABELS[cert.source] ?? cert.source}
           </p>
         </div>
         <div className="flex flex-wrap gap-2">

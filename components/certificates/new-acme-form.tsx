@@ -3,6 +3,7 @@
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
+import { markRequested } from "@/components/events/live-events";
 import { postJson } from "@/components/forms/api";
 import { useApiSubmit } from "@/components/forms/use-api-submit";
 import { Button } from "@/components/ui/button";
@@ -51,7 +52,11 @@ export function NewAcmeForm({ accounts, defaultCa, dnsCredentials }: { accounts:
         if (!result.ok) setThrottled(/rate|slot/i.test(result.error.message));
         return result;
       },
-      (created) => router.push(`/certificates/${created.id}`),
+      (created) => {
+        // Its page shows the order's every step from Pending, those done while the page loads included.
+        markRequested(created.id);
+        router.push(`/certificates/${created.id}`);
+      },
     );
   }
 

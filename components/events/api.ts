@@ -2,7 +2,7 @@ import { useInfiniteQuery, useQuery, useQueryClient, type QueryKey } from "@tans
 import { useEffect, useRef, useState } from "react";
 import type { CertificateDetail } from "@/lib/certificates";
 import type { EventPage } from "@/lib/events/query";
-import { rememberStatuses, useLiveRefetchInterval, useStatusHistory, type StatusStep } from "./live-events";
+import { forgetRequested, rememberStatuses, statusSteps, useLiveRefetchInterval, useStatusHistory, wasRequestedHere, type StatusStep } from "./live-events";
 
 // The console's reads of the REST API, one hook per resource. Keys are what the live stream
 // invalidates: ["certificate", id], ["events", …], ["certificates", …], ["dashboard"].
@@ -54,18 +54,31 @@ const STATUS_STEP_MS = 700;
  * timeline, in event order, each for STATUS_STEP_MS at least (Pending → Requesting → Active, even when
  * the CA took less time than the page). No query of its own: a refetch of the certificate may be ahead
  * of the stream and would skip steps, and while the stream is down the page's server render, refreshed
- * every few seconds, brings the status.
+ * every few seconds, brings the status. `timeline`: the status events the page was rendered with. When
+ * this tab has just requested the certificate (markRequested), the badge starts at Pending and steps
+ * through all of them, since they all happened after the operator's click.
  */
-export function useCertificateStatus(certificateId: string, serverStatus: CertificateDetail["status"], renderedAfter: number): CertificateDetail["status"] {
+export function useCertificateStatus(
+  certificateId: string,
+  serverStatus: CertificateDetail["status"],
+  renderedAfter: number,
+  timeline: Iterable<{ id: number; detail?: unknown }> = [],
+): CertificateDetail["status"] {
   const history = useStatusHistory(certificateId);
-  const [shown, setShown] = useState<string>(serverStatus);
+  const [replay] = useState(() => wasRequestedHere(certificateId));
+  const [shown, setShown] = useState<string>(replay ? "pending" : serverStatus);
   // The server render's status counts as a step just after renderedAfter: events up to it are in it.
-  const state = useRef<StepState>({ shown: serverStatus, queue: [], shownAt: 0, seen: renderedAfter + 0.5 });
+  const state = useRef<StepState>(replay ? { shown: "pending", queue: [], shownAt: Date.now(), seen: 0 } : { shown: serverStatus, queue: [], shownAt: 0, seen: renderedAfter + 0.5 });
+  const [initialSteps] = useState(() => statusSteps(timeline));
+  useEffect(() => {
+    if (replay) forgetRequested(certificateId);
+  }, [certificateId, replay]);
   useEffect(() => {
     const s = state.current;
-    const steps: StatusStep[] = [...history, { eventId: renderedAfter + 0.5, status: serverStatus }].filter((step) => step.eventId > s.seen);
+    const steps: StatusStep[] = [...initialSteps, ...history, { eventId: renderedAfter + 0.5, status: serverStatus }].filter((step) => step.eventId > s.seen);
     steps.sort((a, b) => a.eventId - b.eventId);
     for (const step of steps) {
+      if (step.eventId <= s.seen) continue; // the same event from the timeline and the stream
       if (step.status !== (s.queue.at(-1) ?? s.shown)) s.queue.push(step.status);
       s.seen = step.eventId;
     }
@@ -85,7 +98,7 @@ export function useCertificateStatus(certificateId: string, serverStatus: Certif
       if (s.queue.length) pump(); // waits STATUS_STEP_MS for the next step
     };
     if (!s.timer) pump();
-  }, [history, renderedAfter, serverStatus]);
+  }, [history, initialSteps, renderedAfter, serverStatus]);
   useEffect(() => {
     const s = state.current;
     return () => {

@@ -36,18 +36,46 @@ const statusHistory = new Map<string, StatusStep[]>();
 const historyListeners = new Set<() => void>();
 const STATUS_STEPS_KEPT = 16;
 
+/** The events that carry a status (detail.status), as steps of a badge, in the order given. */
+export function statusSteps(events: Iterable<{ id: number; detail?: unknown }>): StatusStep[] {
+  const steps: StatusStep[] = [];
+  for (const e of events) {
+    const status = (e.detail as { status?: unknown } | null | undefined)?.status;
+    if (typeof status === "string") steps.push({ eventId: e.id, status });
+  }
+  return steps;
+}
+
 /** Adds the events that carry a status (detail.status) to the certificate's history; ignores those known. */
 export function rememberStatuses(certificateId: string, events: Iterable<{ id: number; detail?: unknown }>) {
   const known = statusHistory.get(certificateId) ?? [];
   const added: StatusStep[] = [];
-  for (const e of events) {
-    const status = (e.detail as { status?: unknown } | null | undefined)?.status;
-    if (typeof status === "string" && !known.some((k) => k.eventId === e.id) && !added.some((k) => k.eventId === e.id)) added.push({ eventId: e.id, status });
+  for (const step of statusSteps(events)) {
+    if (!known.some((k) => k.eventId === step.eventId) && !added.some((k) => k.eventId === step.eventId)) added.push(step);
   }
   if (!added.length) return;
   // A new array each time: it is what useStatusHistory compares.
   statusHistory.set(certificateId, [...known, ...added].sort((a, b) => a.eventId - b.eventId).slice(-STATUS_STEPS_KEPT));
   for (const listener of historyListeners) listener();
+}
+
+const requestedHere = new Set<string>();
+
+/**
+ * This tab has just asked for the certificate (the ACME form does, before it opens the certificate's
+ * page): that page's badge then shows every status change of it from Pending on, those that happened
+ * while the page loaded included, rather than starting from the status the page was read with.
+ */
+export function markRequested(certificateId: string) {
+  requestedHere.add(certificateId);
+}
+
+/** Whether markRequested was called for the certificate and its page has not shown the steps yet. */
+export const wasRequestedHere = (certificateId: string) => requestedHere.has(certificateId);
+
+/** The page has shown them: a later visit starts from the status it is read with. */
+export function forgetRequested(certificateId: string) {
+  requestedHere.delete(certificateId);
 }
 
 const subscribeHistory = (listener: () => void) => {
