@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
 import { findFreePort } from "../lib/net";
-import { ADMIN, expect, LoginPage, test } from "./fixtures";
+import { ADMIN, expect, LoginPage, notReloaded, test, watchBadges, watchedBadges } from "./fixtures";
 
 // Certificates → New → Let's Encrypt against a real ACME CA (pebble, started by the global setup):
 // the badge turns Requesting, then Active, in the open page; the timeline shows each step; one click
@@ -59,24 +59,16 @@ test("request a certificate from the CA and watch it turn Active without a reloa
   // Every text the status badge shows, watched from before the request is sent: the form moves to the
   // certificate's page without a reload, and a worker that wins the race with that page's first render
   // must not hide the Requesting the page showed. The marker would be wiped by a reload.
-  await page.evaluate(() => {
-    const w = window as unknown as { __badges: string[]; __noReload: boolean };
-    w.__noReload = true;
-    w.__badges = [];
-    new MutationObserver(() => {
-      const badge = document.querySelector("[data-testid=status-badge]");
-      if (badge && w.__badges.at(-1) !== badge.textContent) w.__badges.push(badge.textContent ?? "");
-    }).observe(document.body, { subtree: true, childList: true, characterData: true });
-  });
+  await watchBadges(page);
   await page.getByRole("button", { name: "Request certificate" }).click();
   await expect(page.getByTestId("certificate-name")).toHaveText(HOST);
   await expect(page.getByTestId("status-badge").first()).toHaveText("Active", { timeout: 15_000 });
-  const badges = await page.evaluate(() => (window as unknown as { __badges: string[] }).__badges);
+  const badges = await watchedBadges(page);
   // Seen here: Pending → Requesting → Active (Pending is skipped when the worker is quicker than the page).
   expect(badges.at(-1)).toBe("Active");
   expect(badges.at(-2)).toBe("Requesting");
   expect(badges.slice(0, -1).every((b) => b === "Pending" || b === "Requesting")).toBe(true);
-  expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
+  expect(await notReloaded(page)).toBe(true);
 
   const timeline = page.getByTestId("timeline");
   for (const step of ["tls.requesting", "acme.order_created", "acme.challenge_presented", "acme.challenge_valid", "acme.finalized", "tls.issued"]) {
@@ -106,19 +98,12 @@ test("a certificate's page that loads only after the CA has finished still shows
     heldBack = true;
     await route.continue();
   });
-  await page.evaluate(() => {
-    const w = window as unknown as { __badges: string[] };
-    w.__badges = [];
-    new MutationObserver(() => {
-      const badge = document.querySelector("[data-testid=status-badge]");
-      if (badge && w.__badges.at(-1) !== badge.textContent) w.__badges.push(badge.textContent ?? "");
-    }).observe(document.body, { subtree: true, childList: true, characterData: true });
-  });
+  await watchBadges(page);
   await page.getByRole("button", { name: "Request certificate" }).click();
   await expect(page.getByTestId("certificate-name")).toHaveText(name);
   await expect(page.getByTestId("status-badge").first()).toHaveText("Active", { timeout: 15_000 });
   expect(heldBack).toBe(true);
-  const badges = await page.evaluate(() => (window as unknown as { __badges: string[] }).__badges);
+  const badges = await watchedBadges(page);
   expect(badges, badges.join(" → ")).toEqual(["Pending", "Requesting", "Active"]);
   // A later visit starts from the status it is read with.
   await page.unrouteAll();

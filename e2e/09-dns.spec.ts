@@ -4,7 +4,7 @@ import fs from "node:fs";
 import https from "node:https";
 import os from "node:os";
 import path from "node:path";
-import { ADMIN, expect, LoginPage, test } from "./fixtures";
+import { ADMIN, expect, LoginPage, notReloaded, test, watchBadges, watchedBadges } from "./fixtures";
 
 // Settings → DNS → add a Cloudflare credential (the fake Cloudflare API started by the global setup),
 // verify it, test a zone and watch the steps arrive; then a wildcard + apex certificate over DNS-01
@@ -106,20 +106,12 @@ test("a wildcard + apex certificate over DNS-01 turns Active without a reload, a
   await page.getByRole("button", { name: "Request certificate" }).click();
   await expect(page.getByTestId("certificate-name")).toHaveText(`*.${zone}`);
 
-  await page.evaluate(() => {
-    const w = window as unknown as { __badges: string[]; __noReload: boolean };
-    w.__noReload = true;
-    w.__badges = [document.querySelector("[data-testid=status-badge]")?.textContent ?? ""];
-    new MutationObserver(() => {
-      const text = document.querySelector("[data-testid=status-badge]")?.textContent ?? "";
-      if (w.__badges.at(-1) !== text) w.__badges.push(text);
-    }).observe(document.body, { subtree: true, childList: true, characterData: true });
-  });
+  await watchBadges(page);
   await expect(page.getByTestId("status-badge").first()).toHaveText("Active", { timeout: 30_000 });
-  const badges = await page.evaluate(() => (window as unknown as { __badges: string[] }).__badges);
+  const badges = await watchedBadges(page);
   expect(badges.at(-1)).toBe("Active");
   expect(badges.slice(0, -1).every((b) => b === "Pending" || b === "Requesting")).toBe(true);
-  expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
+  expect(await notReloaded(page)).toBe(true);
 
   await expect(page.getByRole("heading", { name: /DNS-01 via prod Cloudflare/ })).toBeVisible();
   const timeline = page.getByTestId("timeline");

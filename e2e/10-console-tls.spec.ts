@@ -9,7 +9,7 @@ import tls from "node:tls";
 import type { APIRequestContext, BrowserContext, Page } from "@playwright/test";
 import { findFreePort } from "../lib/net";
 import { startPebble, type Pebble } from "../tests/support/pebble";
-import { ADMIN, expect, LoginPage, test } from "./fixtures";
+import { ADMIN, expect, LoginPage, markPage, notReloaded, test, watchBadges, watchedBadges } from "./fixtures";
 
 // The console's own TLS, seen by an operator. The global e2e console runs plain HTTP on loopback, so
 // this spec starts a second console + worker (`portcullis serve`) in provided mode over PEM files it
@@ -251,13 +251,13 @@ test("the banner names the self-signed console certificate and goes away, withou
     // The swap happens with the page open: a marker on window dies with any reload.
     await page.goto("/");
     await expect(banner).toContainText("self-signed");
-    await page.evaluate(() => ((window as unknown as { __noReload: boolean }).__noReload = true));
+    await markPage(page);
     fs.writeFileSync(keyFile, trustedLeaf.keyPem);
     fs.writeFileSync(certFile, trustedLeaf.certPem);
 
     await expect.poll(() => servedFingerprint(Number(new URL(consoleUrl).port)), { timeout: 20_000 }).toBe(leafFingerprint());
     await expect(page.getByTestId("service-banner")).toHaveCount(0, { timeout: 20_000 });
-    expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
+    expect(await notReloaded(page)).toBe(true);
 
     await page.goto("/settings/tls");
     await expect(page.getByTestId("served-kind")).toHaveText("Provided");
@@ -341,15 +341,7 @@ test("Settings → TLS → Enable Let's Encrypt: the console's certificate goes 
     await expect(page.getByTestId("tls-mode-source")).toContainText("Settings");
     await expect(page.getByTestId("service-banner")).toContainText("self-signed");
 
-    await page.evaluate(() => {
-      const w = window as unknown as { __badges: string[]; __noReload: boolean };
-      w.__noReload = true;
-      w.__badges = [];
-      new MutationObserver(() => {
-        const text = document.querySelector("[data-testid=console-acme-status] [data-testid=status-badge]")?.textContent ?? "";
-        if (text && w.__badges.at(-1) !== text) w.__badges.push(text);
-      }).observe(document.body, { subtree: true, childList: true, characterData: true });
-    });
+    await watchBadges(page, "[data-testid=console-acme-status] [data-testid=status-badge]");
     await page.getByLabel("Enable Let's Encrypt").check();
     await page.getByLabel("Console domain").fill(domain);
     await page.getByLabel("Contact email").fill("ops@example.test");
@@ -358,7 +350,7 @@ test("Settings → TLS → Enable Let's Encrypt: the console's certificate goes 
 
     const status = page.getByTestId("console-acme-status").getByTestId("status-badge");
     await expect(status).toHaveText("Active", { timeout: 90_000 });
-    const badges = await page.evaluate(() => (window as unknown as { __badges: string[] }).__badges);
+    const badges = await watchedBadges(page);
     // Stepped like a certificate page's badge: Requesting shows before Active however quick the CA was.
     expect(badges.at(-1), badges.join(" → ")).toBe("Active");
     expect(badges.at(-2), badges.join(" → ")).toBe("Requesting");
@@ -374,7 +366,7 @@ test("Settings → TLS → Enable Let's Encrypt: the console's certificate goes 
     const shown = normalizeFingerprint(await page.getByTestId("served-fingerprint").innerText());
     expect(normalizeFingerprint(await servedFingerprint(port, domain))).toBe(shown);
     expect(normalizeFingerprint(await servedFingerprint(port))).toBe(shown);
-    expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
+    expect(await notReloaded(page)).toBe(true);
     await expect(page.getByTestId("console-acme-status").getByRole("link", { name: "Open the certificate" })).toHaveAttribute("href", /^\/certificates\/.+/);
 
     // Uploading for the console: each problem beside its field, and nothing changes.
@@ -519,11 +511,11 @@ test("behind nginx configured as docs/tls-modes.md says: HSTS and a Secure cooki
 
     // The page's event stream runs through nginx: a change made elsewhere shows up without a reload.
     await expect(page.getByTestId("live-status")).toHaveAttribute("data-state", "live");
-    await page.evaluate(() => ((window as unknown as { __noReload: boolean }).__noReload = true));
+    await markPage(page);
     const created = await context.request.post(`${proxyUrl}/api/v1/certificates`, { data: { source: "self_signed", domains: ["proxied-live.example.test"] } });
     expect(created.status(), await created.text()).toBe(201);
     await expect(page.getByRole("link", { name: "proxied-live.example.test" }).first()).toBeVisible({ timeout: 15_000 });
-    expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
+    expect(await notReloaded(page)).toBe(true);
 
     // Behind the proxy the console serves no certificate itself, and says so.
     await page.goto("/settings/tls");

@@ -36,3 +36,31 @@ export class NewCertificatePage {
     await this.page.getByRole("button", { name: "Create certificate" }).click();
   }
 }
+
+/**
+ * Records, in the page, every text the status badge matching `selector` shows from now on (a
+ * MutationObserver, so no step is missed between two polls): from when the badge first appears, and ""
+ * if it goes away again. Also marks the page, so that notReloaded can tell a reload (which wipes both).
+ */
+export async function watchBadges(page: Page, selector = "[data-testid=status-badge]") {
+  await page.evaluate((sel) => {
+    const w = window as unknown as { __badges: string[]; __noReload: boolean };
+    w.__noReload = true;
+    w.__badges = [];
+    const record = () => {
+      const text = document.querySelector(sel)?.textContent ?? "";
+      if ((w.__badges.length || text) && w.__badges.at(-1) !== text) w.__badges.push(text);
+    };
+    record();
+    new MutationObserver(record).observe(document.body, { subtree: true, childList: true, characterData: true });
+  }, selector);
+}
+
+/** The badge texts watchBadges recorded, oldest first. */
+export const watchedBadges = (page: Page) => page.evaluate(() => (window as unknown as { __badges: string[] }).__badges);
+
+/** Marks the page; a reload wipes the mark, which notReloaded then tells. */
+export const markPage = (page: Page) => page.evaluate(() => void ((window as unknown as { __noReload: boolean }).__noReload = true));
+
+/** Whether the page is still the one markPage or watchBadges marked (no reload since). */
+export const notReloaded = (page: Page) => page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload === true);
