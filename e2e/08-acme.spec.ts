@@ -64,7 +64,7 @@ test("request a certificate from the CA and watch it turn Active without a reloa
   await expect(page.getByTestId("certificate-name")).toHaveText(HOST);
   await expect(page.getByTestId("status-badge").first()).toHaveText("Active", { timeout: 15_000 });
   const badges = await watchedBadges(page);
-  // Seen here: Pending → Requesting → Active (Pending is skipped when the worker is quicker than the page).
+  // Seen here: Pending → Requesting → Active (the page opened by the form starts at Pending however quick the worker).
   expect(badges.at(-1)).toBe("Active");
   expect(badges.at(-2)).toBe("Requesting");
   expect(badges.slice(0, -1).every((b) => b === "Pending" || b === "Requesting")).toBe(true);

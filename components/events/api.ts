@@ -75,10 +75,10 @@ export function useCertificateStatus(
   }, [certificateId, replay]);
   useEffect(() => {
     const s = state.current;
-    const steps: StatusStep[] = [...initialSteps, ...history, { eventId: renderedAfter + 0.5, status: serverStatus }].filter((step) => step.eventId > s.seen);
+    const steps: StatusStep[] = [...initialSteps, ...history, { eventId: renderedAfter + 0.5, status: serverStatus }];
     steps.sort((a, b) => a.eventId - b.eventId);
     for (const step of steps) {
-      if (step.eventId <= s.seen) continue; // the same event from the timeline and the stream
+      if (step.eventId <= s.seen) continue; // shown already, or the same event from the timeline and the stream
       if (step.status !== (s.queue.at(-1) ?? s.shown)) s.queue.push(step.status);
       s.seen = step.eventId;
     }

@@ -60,7 +60,7 @@ export async function startFakeCloudflare(opts: { zones: FakeZone[]; tokens: Rec
   let dnsWrites = true;
   // DNS writes happen one at a time, in order.
   let dnsQueue: Promise<void> = Promise.resolve();
-  const syncDns = (name: string) => {
+  const clearDnsUnlessKept = (name: string) => {
     dnsQueue = dnsQueue.then(async () => {
       if (!opts.dns) return;
       // The sink can only clear every value of a name (pebble-challtestsrv's clear-txt). Clearing and putting
@@ -192,7 +192,7 @@ export async function startFakeCloudflare(opts: { zones: FakeZone[]; tokens: Rec
       const at = records.findIndex((r) => r.zone_id === zone.id && r.id === m[2]);
       if (at < 0) return fail(res, 404, 81044, "Record does not exist.");
       const [removed] = records.splice(at, 1);
-      await syncDns(removed.name);
+      await clearDnsUnlessKept(removed.name);
       return send(res, 200, envelope(true, { id: removed.id }));
     }
     return fail(res, 405, 10405, "Method not allowed");
