@@ -1,6 +1,6 @@
 import type { Config } from "../config";
 import { TLS_MODES } from "../config";
-import type { Db } from "../db";
+import { readSnapshot, type Db } from "../db/connection";
 import { latestEventId } from "../events";
 import type { ServiceWarning } from "../warnings";
 import { isLoopbackHost } from "./http";
@@ -111,10 +111,13 @@ export async function getConsoleTlsStatus(db: Db, config: Config): Promise<Conso
   const acmeEmail = config.acme.email ?? acmeSettings?.email ?? null;
   let acmeRow: { status: string; last_error: string | null } | undefined;
   let statusAsOf = 0;
-  if (acmeSettings?.certificateId) {
-    // Taken before the certificate is read: a status event after it may be newer than the row.
-    statusAsOf = await latestEventId(db);
-    acmeRow = await db.selectFrom("certificates").select(["status", "last_error"]).where("id", "=", acmeSettings.certificateId).executeTakeFirst();
+  const certificateId = acmeSettings?.certificateId;
+  if (certificateId) {
+    // One snapshot: every status event after statusAsOf is newer than the status read.
+    ({ statusAsOf, acmeRow } = await readSnapshot(db, async (trx) => ({
+      statusAsOf: await latestEventId(trx),
+      acmeRow: await trx.selectFrom("certificates").select(["status", "last_error"]).where("id", "=", certificateId).executeTakeFirst(),
+    })));
   }
   const upload = config.tls.certFile ? undefined : await readProvidedUpload(db);
   const providedSource: "env" | "upload" | null = config.tls.certFile || config.tls.keyFile ? "env" : upload ? "upload" : null;

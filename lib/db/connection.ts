@@ -67,3 +67,13 @@ export function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | null;
   return e?.code === "23505" || e?.code === "SQLITE_CONSTRAINT_UNIQUE" || e?.code === "SQLITE_CONSTRAINT_PRIMARYKEY";
 }
+
+/**
+ * Runs reads that must agree with each other in one snapshot of the database, even while other processes
+ * write: PostgreSQL at repeatable read (read committed takes a new snapshot for every statement), SQLite in
+ * one transaction (WAL keeps a reader on the snapshot of its first read).
+ */
+export function readSnapshot<T>(db: Db, read: (trx: Db) => Promise<T>): Promise<T> {
+  const transaction = databaseKind(db) === "postgres" ? db.transaction().setIsolationLevel("repeatable read") : db.transaction();
+  return transaction.execute(read);
+}

@@ -2,6 +2,7 @@ import { getConfig } from "../config";
 import { openDatabase, type DatabaseKind, type Db } from "./connection";
 
 export type { Db, DatabaseKind } from "./connection";
+export { readSnapshot } from "./connection";
 
 type Holder = { db: Db; kind: DatabaseKind };
 const globalHolder = globalThis as unknown as { __portcullisDb?: Holder };

@@ -4,7 +4,7 @@ import zlib from "node:zlib";
 import { sql } from "kysely";
 import { Keyring, sealingKeyFromBytes } from "../crypto/seal";
 import { ResealError, resealRow, TABLES_IN_ORDER, type TableName } from "../crypto/sealed-columns";
-import { databaseKind, openDatabase, type DatabaseKind, type Db } from "../db/connection";
+import { databaseKind, openDatabase, readSnapshot, type DatabaseKind, type Db } from "../db/connection";
 import { migrateToLatest } from "../db/migrate";
 import { AppError } from "../errors";
 import { nowIso } from "../ids";
@@ -117,10 +117,8 @@ export async function createBackup(db: Db, keyring: Keyring, passphrase: string,
   const engine = databaseKind(db);
   const createdAt = nowIso(opts.now);
 
-  // One read transaction: a consistent picture even while the console and the worker write.
-  // PostgreSQL: one snapshot for every statement (read committed would take a new one per table).
-  const transaction = engine === "postgres" ? db.transaction().setIsolationLevel("repeatable read") : db.transaction();
-  const { migrations, payload } = await transaction.execute(async (trx) => {
+  // One snapshot: a consistent picture even while the console and the worker write.
+  const { migrations, payload } = await readSnapshot(db, async (trx) => {
     const migrations = await appliedMigrations(trx);
     const columns = await tableColumns(trx);
     const payload: BackupPayload = { tables: {} };

@@ -4,7 +4,7 @@ import { requirePageUser } from "@/app/_lib/session";
 import { CertificateDetailView } from "@/components/certificates/certificate-detail";
 import { loadCertificateListeners } from "@/components/listeners/data";
 import { getCertificate } from "@/lib/certificates";
-import { getDb } from "@/lib/db";
+import { getDb, readSnapshot } from "@/lib/db";
 import { latestEventId } from "@/lib/events";
 import { listEventPage } from "@/lib/events/query";
 import { TIMELINE_LIMIT } from "@/components/events/display";
@@ -14,11 +14,14 @@ export const metadata: Metadata = { title: "Certificate" };
 export default async function CertificatePage({ params }: { params: Promise<{ id: string }> }) {
   const { id } = await params;
   const user = await requirePageUser();
-  // Taken before the certificate is read: a status streamed after it may be newer than this render.
-  const renderedAfter = await latestEventId(getDb());
-  const cert = await getCertificate(getDb(), id);
-  if (!cert) notFound();
-  const events = await listEventPage(getDb(), { certificate: cert.id, order: "newest", limit: TIMELINE_LIMIT });
+  // One snapshot: the status, the timeline and renderedAfter agree, so every status event streamed after
+  // renderedAfter is newer than the status read (none the page has shown comes again to step back to).
+  const { renderedAfter, cert, events } = await readSnapshot(getDb(), async (trx) => {
+    const cert = await getCertificate(trx, id);
+    if (!cert) return { renderedAfter: 0, cert, events: undefined };
+    return { renderedAfter: await latestEventId(trx), cert, events: await listEventPage(trx, { certificate: cert.id, order: "newest", limit: TIMELINE_LIMIT }) };
+  });
+  if (!cert || !events) notFound();
   const { listeners, placements } = await loadCertificateListeners(getDb(), cert.id);
   return <CertificateDetailView cert={cert} renderedAfter={renderedAfter} events={events} isAdmin={user.role === "admin"} listeners={listeners} placements={placements} />;
 }
