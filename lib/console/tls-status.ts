@@ -96,7 +96,8 @@ export function lockedFields(config: Config): Record<string, string> {
 const describeMode = (mode: ConsoleTlsMode, https: boolean) =>
   `${mode} (${https ? "HTTPS" : "plain HTTP"})`;
 
-export async function getConsoleTlsStatus(db: Db, config: Config): Promise<ConsoleTlsStatus> {
+/** statusAsOf is left 0 with `{ statusAsOf: false }` (the banner, which shows no status, on every page). */
+export async function getConsoleTlsStatus(db: Db, config: Config, opts: { statusAsOf?: boolean } = {}): Promise<ConsoleTlsStatus> {
   const { mode, source } = await effectiveTlsMode(db, config);
   const running = getRunningTls();
   const wantsHttps = modeServesHttps(mode, config.host);
@@ -112,12 +113,11 @@ export async function getConsoleTlsStatus(db: Db, config: Config): Promise<Conso
   let acmeRow: { status: string; last_error: string | null } | undefined;
   let statusAsOf = 0;
   const certificateId = acmeSettings?.certificateId;
-  if (certificateId) {
+  const readRow = (from: Db) => from.selectFrom("certificates").select(["status", "last_error"]).where("id", "=", certificateId!).executeTakeFirst();
+  if (certificateId && opts.statusAsOf === false) acmeRow = await readRow(db);
+  else if (certificateId) {
     // One snapshot: every status event after statusAsOf is newer than the status read.
-    ({ statusAsOf, acmeRow } = await readSnapshot(db, async (trx) => ({
-      statusAsOf: await latestEventId(trx),
-      acmeRow: await trx.selectFrom("certificates").select(["status", "last_error"]).where("id", "=", certificateId).executeTakeFirst(),
-    })));
+    ({ statusAsOf, acmeRow } = await readSnapshot(db, async (trx) => ({ statusAsOf: await latestEventId(trx), acmeRow: await readRow(trx) })));
   }
   const upload = config.tls.certFile ? undefined : await readProvidedUpload(db);
   const providedSource: "env" | "upload" | null = config.tls.certFile || config.tls.keyFile ? "env" : upload ? "upload" : null;
@@ -151,7 +151,7 @@ export async function getConsoleTlsStatus(db: Db, config: Config): Promise<Conso
 
 /** The console's part of the banner: a warning while the console serves a certificate browsers do not trust. */
 export async function consoleTlsWarnings(db: Db, config: Config): Promise<ServiceWarning[]> {
-  const status = await getConsoleTlsStatus(db, config);
+  const status = await getConsoleTlsStatus(db, config, { statusAsOf: false });
   const served = status.served;
   if (!served || served.trusted) return [];
   if (served.kind === "local_ca") {
