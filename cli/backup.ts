@@ -32,10 +32,18 @@ function writeFileAtomically(file: string, bytes: Buffer) {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   const fd = fs.openSync(tmp, "w", 0o600);
   try {
-    fs.writeSync(fd, bytes);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    try {
+      fs.writeSync(fd, bytes);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    // No half-written file left behind (a full disk, most likely: the message names where it is).
+    fs.rmSync(tmp, { force: true });
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === "ENOSPC" && !e.path) e.path = file;
+    throw err;
   }
   fs.renameSync(tmp, file);
 }

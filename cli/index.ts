@@ -153,6 +153,9 @@ async function report(err: unknown) {
     process.exit(success ? EXIT.ok : EXIT.usage);
   }
   const { AppError } = await import("../lib/errors");
+  const { storageFailure } = await import("../lib/db/failure");
+  const storage = err instanceof AppError ? undefined : storageFailure(err);
+  if (storage) err = storage;
   let message = err instanceof Error ? err.message : String(err);
   if (err instanceof AppError && err.fieldErrors) {
     message += Object.entries(err.fieldErrors).map(([field, messages]) => `\n  ${field}: ${messages.join("; ")}`).join("");

@@ -11,6 +11,8 @@ export type ErrorCode =
   | "payload_too_large"
   | "throttled"
   | "unsupported_media_type"
+  | "insufficient_storage"
+  | "unavailable"
   | "internal";
 
 const STATUS: Record<ErrorCode, number> = {
@@ -24,6 +26,8 @@ const STATUS: Record<ErrorCode, number> = {
   unsupported_media_type: 415,
   throttled: 429,
   internal: 500,
+  unavailable: 503,
+  insufficient_storage: 507,
 };
 
 export class AppError extends Error {

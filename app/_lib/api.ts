@@ -2,6 +2,7 @@ import "server-only";
 import { auth } from "@/auth";
 import type { Actor } from "@/lib/audit";
 import { getDb } from "@/lib/db";
+import { storageFailure } from "@/lib/db/failure";
 import { AppError } from "@/lib/errors";
 import { logger } from "@/lib/log";
 import { authenticateApiToken } from "@/lib/tokens";
@@ -16,6 +17,11 @@ export function errorResponse(err: unknown): Response {
     const body: Record<string, unknown> = { code: err.code, message: err.message };
     if (err.fieldErrors) body.fields = err.fieldErrors;
     return Response.json({ error: body }, { status: err.status, headers: { "Cache-Control": "no-store" } });
+  }
+  const storage = storageFailure(err);
+  if (storage) {
+    logger().error({ err }, `an API request failed: ${storage.message}`);
+    return errorResponse(storage);
   }
   logger().error({ err }, "unexpected error in an API handler");
   return Response.json(

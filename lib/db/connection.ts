@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import SQLite from "better-sqlite3";
-import { Kysely, PostgresAdapter, PostgresDialect, SqliteDialect } from "kysely";
+import { Kysely, PostgresAdapter, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection } from "kysely";
 import pg from "pg";
 import type { Config } from "../config";
 import type { Database } from "./schema";
@@ -46,9 +46,33 @@ export function openDatabase(database: Config["database"]): { db: Db; kind: Data
   sqlite.pragma("foreign_keys = ON");
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("busy_timeout = 10000");
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialectWithAutoRollback(sqlite) });
   registry.set(db.getExecutor().adapter, database);
   return { db, kind: "sqlite" };
+}
+
+/**
+ * SQLite rolls a transaction back by itself when a statement in it fails with SQLITE_FULL, SQLITE_IOERR,
+ * SQLITE_BUSY or SQLITE_NOMEM. Kysely then sends ROLLBACK anyway, which fails with "no transaction is
+ * active" and is thrown in place of the real error: a full disk would read as a bug. Here ROLLBACK (and
+ * ROLLBACK TO a savepoint) is skipped when SQLite has already ended the transaction.
+ */
+class SqliteDialectWithAutoRollback extends SqliteDialect {
+  constructor(private readonly sqlite: SQLite.Database) {
+    super({ database: sqlite });
+  }
+
+  override createDriver() {
+    const sqlite = this.sqlite;
+    return new (class extends SqliteDriver {
+      override async rollbackTransaction(connection: DatabaseConnection) {
+        if (sqlite.inTransaction) await super.rollbackTransaction(connection);
+      }
+      override async rollbackToSavepoint(...args: Parameters<SqliteDriver["rollbackToSavepoint"]>) {
+        if (sqlite.inTransaction) await super.rollbackToSavepoint(...args);
+      }
+    })({ database: sqlite });
+  }
 }
 
 /** A friendly description of where the data lives, for start-up logs (never the password). */

@@ -1,5 +1,6 @@
 import { Migrator, type Migration, type MigrationProvider } from "kysely";
-import type { DatabaseKind, Db } from "./connection";
+import { postgresUrl, type DatabaseKind, type Db } from "./connection";
+import { storageFailure } from "./failure";
 import { foundation } from "./migrations/0001_foundation";
 import { listeners } from "./migrations/0002_listeners";
 import { acme } from "./migrations/0003_acme";
@@ -40,5 +41,8 @@ export async function migrateToLatest(db: Db, kind: DatabaseKind): Promise<strin
     await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 200 * (attempt + 1)));
   }
   const message = lastError instanceof Error ? lastError.message : String(lastError);
-  throw new MigrationError(`database migration failed: ${message}`);
+  // What the operator can do about it first (a server that is down, a full disk), then the driver's words.
+  const url = postgresUrl(db);
+  const storage = storageFailure(lastError, url ? { kind: "postgres", url } : undefined);
+  throw new MigrationError(`database migration failed: ${storage ? `${storage.message} (${message})` : message}`);
 }
