@@ -111,7 +111,7 @@ export function addBackupCommands(program: Command) {
       const { db, kind } = getDatabase();
       try {
         const { keyring, source: keySource, created } = keyringFromConfig(config);
-        const summary = await restoreBackup(db, keyring, bytes, passphrase, { force: opts.force, migrate: (d) => migrateToLatest(d, kind) });
+        const summary = await restoreBackup(db, keyring, bytes, passphrase, { force: opts.force, migrate: (d) => migrateToLatest(d, kind, { waitForServer: false }) });
         if (created) process.stderr.write(BACKUP_NOTE(keySource));
         const total = Object.values(summary.tables).reduce((a, b) => a + b, 0);
         if (opts.json) printJson({ file: source, keyId: keyring.current.id, ...summary });

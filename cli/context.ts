@@ -9,7 +9,7 @@ export async function withDatabase<T>(fn: (prepared: Prepared) => Promise<T>): P
   await logToStandardError();
   const [{ loadConfigOrExit }, { prepareProcess }] = await Promise.all([import("../lib/config"), import("../lib/runtime")]);
   const config = loadConfigOrExit();
-  const prepared = await prepareProcess(config);
+  const prepared = await prepareProcess(config, undefined, { waitForServer: false });
   try {
     return await fn(prepared);
   } finally {

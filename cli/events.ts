@@ -88,7 +88,7 @@ async function follow(opts: EventsOptions, given: EventQueryFilter) {
     import("../lib/events/feed"),
     import("../lib/events/query"),
   ]);
-  const { db } = await prepareProcess(loadConfigOrExit());
+  const { db } = await prepareProcess(loadConfigOrExit(), undefined, { waitForServer: false });
   const print = (e: EventView) => writeLine(opts.json ? JSON.stringify(e) : humanLine(e));
 
   let stop: (() => void) | undefined;

@@ -53,9 +53,9 @@ export async function verifySealingKey(db: Db, keyring: Keyring) {
 export type Prepared = { db: Db; kind: "sqlite" | "postgres"; keyring: Keyring; createdKeyFile?: string };
 
 /** What every process does before it serves: migrate, load and check the sealing key, first admin. */
-export async function prepareProcess(config: Config, log: (message: string) => void = () => {}): Promise<Prepared> {
+export async function prepareProcess(config: Config, log: (message: string) => void = () => {}, opts: { waitForServer?: boolean } = {}): Promise<Prepared> {
   const { db, kind } = getDatabase();
-  const applied = await migrateToLatest(db, kind);
+  const applied = await migrateToLatest(db, kind, opts);
   if (applied.length) log(`database migrated: ${applied.join(", ")}`);
   const { keyring, source, created } = keyringFromConfig(config);
   setKeyring(keyring);

@@ -20,6 +20,16 @@ import { createUser } from "../lib/users";
 // "something went wrong", never a stack), and nothing half-written is left behind.
 
 const root = path.resolve(import.meta.dirname, "..");
+
+/** The error fn throws (undefined if it does not). */
+function thrown(fn: () => unknown): (Error & { code?: string; path?: string }) | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error & { code?: string; path?: string };
+  }
+  return undefined;
+}
 let dataDir: string;
 
 beforeAll(() => {
@@ -84,25 +94,12 @@ describe("storageFailure", () => {
     const other = new SQLite(file, { timeout: 0 });
     const readonly = new SQLite(file, { readonly: true });
     holder.exec("begin immediate");
-    try {
-      let busy: unknown;
-      try {
-        other.exec("insert into t values (1)");
-      } catch (err) {
-        busy = err;
-      }
-      expect((busy as { code?: string }).code).toMatch(/^SQLITE_BUSY/);
-      expect(storageFailure(busy)).toMatchObject({ code: "unavailable", status: 503, message: expect.stringContaining("the database is busy") });
-    } finally {
-      holder.exec("rollback");
-    }
-    let denied: unknown;
-    try {
-      readonly.exec("insert into t values (1)");
-    } catch (err) {
-      denied = err;
-    }
-    expect((denied as { code?: string }).code).toMatch(/^SQLITE_READONLY/);
+    const busy = thrown(() => other.exec("insert into t values (1)"));
+    holder.exec("rollback");
+    expect(busy?.code).toMatch(/^SQLITE_BUSY/);
+    expect(storageFailure(busy)).toMatchObject({ code: "unavailable", status: 503, message: expect.stringContaining("the database is busy") });
+    const denied = thrown(() => readonly.exec("insert into t values (1)"));
+    expect(denied?.code).toMatch(/^SQLITE_READONLY/);
     expect(storageFailure(denied, { kind: "sqlite", file })?.message).toBe(
       `the database (${file}) is read-only for this process: check that the file and its directory are writable by the user Portcullis runs as`,
     );
@@ -130,15 +127,9 @@ describe("storageFailure", () => {
 
   it("says the disk is full when a write of this process's own (a backup, say) finds it so, naming the file when it is known", async () => {
     // /dev/full answers every write with ENOSPC, as a full disk does (written through a descriptor: never replaced).
-    let full: NodeJS.ErrnoException | undefined;
     const fd = fs.openSync("/dev/full", "w");
-    try {
-      fs.writeSync(fd, "backup bytes");
-    } catch (err) {
-      full = err as NodeJS.ErrnoException;
-    } finally {
-      fs.closeSync(fd);
-    }
+    const full = thrown(() => fs.writeSync(fd, "backup bytes"));
+    fs.closeSync(fd);
     expect(full?.code).toBe("ENOSPC");
     expect(storageFailure(full)).toMatchObject({ status: 507, message: "there is no space left on the disk: free some space on it, then try again" });
     full!.path = "/backups/portcullis.pcbk"; // what the backup command adds before it reports the error
@@ -159,8 +150,9 @@ describe("storageFailure", () => {
 });
 
 describe("the CLI with PostgreSQL down", () => {
-  it("says the database cannot be reached and what to check, with exit code 1 and no stack", async () => {
+  it("says at once that the database cannot be reached and what to check, with exit code 1 and no stack", async () => {
     const port = await findFreePort();
+    const started = Date.now();
     const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, [path.join(root, "bin/portcullis.mjs"), "cert", "list"], {
         env: { PATH: process.env.PATH ?? "", DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/portcullis`, PORTCULLIS_SECRET: "storage failure test secret, 32+ characters", PORTCULLIS_LOG_LEVEL: "silent" } as unknown as NodeJS.ProcessEnv,
@@ -169,6 +161,8 @@ describe("the CLI with PostgreSQL down", () => {
       child.stderr.on("data", (d) => (stderr += d));
       child.on("exit", (code) => resolve({ code, stderr }));
     });
+    // Not the console's and the worker's wait (about 20 s) for a server that may be starting.
+    expect(Date.now() - started).toBeLessThan(15_000);
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(
       `portcullis: database migration failed: the database cannot be reached: check that PostgreSQL is running and that DATABASE_URL points at it, then try again (connect ECONNREFUSED 127.0.0.1:${port})\n`,

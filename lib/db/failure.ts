@@ -53,17 +53,25 @@ export function storageFailure(err: unknown, database: Config["database"] | unde
   if (code.startsWith("SQLITE_READONLY")) {
     return new AppError("unavailable", `the database${where(database)} is read-only for this process: check that the file and its directory are writable by the user Portcullis runs as`);
   }
+  if (isDatabaseUnreachable(err, database)) {
+    return new AppError("unavailable", "the database cannot be reached: check that PostgreSQL is running and that DATABASE_URL points at it, then try again");
+  }
+  return undefined;
+}
+
+/** Whether err says the PostgreSQL server itself could not be reached (down, starting, refusing, unknown host). */
+export function isDatabaseUnreachable(err: unknown, database: Config["database"] | undefined): boolean {
+  const e = (err ?? {}) as Failure;
+  const code = typeof e.code === "string" ? e.code : "";
+  const message = typeof e.message === "string" ? e.message : "";
   const server = postgresAddress(database);
-  const unreachable =
+  return (
     PG_UNREACHABLE.has(code) ||
     (server !== undefined &&
       ((CONNECT.has(code) && Number(e.port) === server.port) ||
         (LOOKUP.has(code) && e.hostname === server.host) ||
-        /^Connection terminated|timeout exceeded when trying to connect/.test(message)));
-  if (unreachable) {
-    return new AppError("unavailable", "the database cannot be reached: check that PostgreSQL is running and that DATABASE_URL points at it, then try again");
-  }
-  return undefined;
+        /^Connection terminated|timeout exceeded when trying to connect/.test(message)))
+  );
 }
 
 function configuredDatabase(): Config["database"] | undefined {

@@ -1,6 +1,6 @@
 import { Migrator, type Migration, type MigrationProvider } from "kysely";
 import { postgresUrl, type DatabaseKind, type Db } from "./connection";
-import { storageFailure } from "./failure";
+import { isDatabaseUnreachable, storageFailure } from "./failure";
 import { foundation } from "./migrations/0001_foundation";
 import { listeners } from "./migrations/0002_listeners";
 import { acme } from "./migrations/0003_acme";
@@ -31,18 +31,22 @@ export class MigrationError extends Error {}
  * at the same moment: the loser of a race sees a lock or "already exists" error, waits, and retries,
  * after which it finds nothing left to do.
  */
-export async function migrateToLatest(db: Db, kind: DatabaseKind): Promise<string[]> {
+export async function migrateToLatest(db: Db, kind: DatabaseKind, opts: { waitForServer?: boolean } = {}): Promise<string[]> {
   const migrator = new Migrator({ db, provider: new StaticMigrationProvider(kind) });
+  const url = postgresUrl(db);
+  const database = url ? ({ kind: "postgres", url } as const) : undefined;
   let lastError: unknown;
   for (let attempt = 0; attempt < 20; attempt++) {
     const { error, results } = await migrator.migrateToLatest();
     if (!error) return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
     lastError = error;
+    // The console and the worker wait (about 20 s) for a PostgreSQL that may still be starting; a CLI
+    // command says at once that it is not there.
+    if (opts.waitForServer === false && isDatabaseUnreachable(error, database)) break;
     await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 200 * (attempt + 1)));
   }
   const message = lastError instanceof Error ? lastError.message : String(lastError);
   // What the operator can do about it first (a server that is down, a full disk), then the driver's words.
-  const url = postgresUrl(db);
-  const storage = storageFailure(lastError, url ? { kind: "postgres", url } : undefined);
+  const storage = storageFailure(lastError, database);
   throw new MigrationError(`database migration failed: ${storage ? `${storage.message} (${message})` : message}`);
 }
