@@ -113,11 +113,11 @@ export async function getConsoleTlsStatus(db: Db, config: Config, opts: { status
   let acmeRow: { status: string; last_error: string | null } | undefined;
   let statusAsOf = 0;
   const certificateId = acmeSettings?.certificateId;
-  const readRow = (from: Db) => from.selectFrom("certificates").select(["status", "last_error"]).where("id", "=", certificateId!).executeTakeFirst();
-  if (certificateId && opts.statusAsOf === false) acmeRow = await readRow(db);
-  else if (certificateId) {
+  if (certificateId) {
+    const readRow = (from: Db) => from.selectFrom("certificates").select(["status", "last_error"]).where("id", "=", certificateId).executeTakeFirst();
+    if (opts.statusAsOf === false) acmeRow = await readRow(db);
     // One snapshot: every status event after statusAsOf is newer than the status read.
-    ({ statusAsOf, acmeRow } = await readSnapshot(db, async (trx) => ({ statusAsOf: await latestEventId(trx), acmeRow: await readRow(trx) })));
+    else ({ statusAsOf, acmeRow } = await readSnapshot(db, async (trx) => ({ statusAsOf: await latestEventId(trx), acmeRow: await readRow(trx) })));
   }
   const upload = config.tls.certFile ? undefined : await readProvidedUpload(db);
   const providedSource: "env" | "upload" | null = config.tls.certFile || config.tls.keyFile ? "env" : upload ? "upload" : null;

@@ -22,6 +22,9 @@ export function databaseKind(db: Db): DatabaseKind {
   return db.getExecutor().adapter instanceof PostgresAdapter ? "postgres" : "sqlite";
 }
 
+/** Where a database opened by openDatabase lives (the SQLite file, or the PostgreSQL URL). */
+export const databaseOf = (db: Db): Config["database"] | undefined => registered(db);
+
 /** Where a PostgreSQL database opened by openDatabase lives, for a dedicated (LISTEN) connection. */
 export function postgresUrl(db: Db): string | undefined {
   const known = registered(db);

@@ -1,5 +1,5 @@
 import { Migrator, type Migration, type MigrationProvider } from "kysely";
-import { postgresUrl, type DatabaseKind, type Db } from "./connection";
+import { databaseOf, type DatabaseKind, type Db } from "./connection";
 import { isDatabaseUnreachable, storageFailure } from "./failure";
 import { foundation } from "./migrations/0001_foundation";
 import { listeners } from "./migrations/0002_listeners";
@@ -33,8 +33,7 @@ export class MigrationError extends Error {}
  */
 export async function migrateToLatest(db: Db, kind: DatabaseKind, opts: { waitForServer?: boolean } = {}): Promise<string[]> {
   const migrator = new Migrator({ db, provider: new StaticMigrationProvider(kind) });
-  const url = postgresUrl(db);
-  const database = url ? ({ kind: "postgres", url } as const) : undefined;
+  const database = databaseOf(db);
   let lastError: unknown;
   for (let attempt = 0; attempt < 20; attempt++) {
     const { error, results } = await migrator.migrateToLatest();

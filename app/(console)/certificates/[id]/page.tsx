@@ -16,12 +16,12 @@ export default async function CertificatePage({ params }: { params: Promise<{ id
   const user = await requirePageUser();
   // One snapshot: the status, the timeline and renderedAfter agree, so every status event streamed after
   // renderedAfter is newer than the status read (none the page has shown comes again to step back to).
-  const { renderedAfter, cert, events } = await readSnapshot(getDb(), async (trx) => {
+  const read = await readSnapshot(getDb(), async (trx) => {
     const cert = await getCertificate(trx, id);
-    if (!cert) return { renderedAfter: 0, cert, events: undefined };
-    return { renderedAfter: await latestEventId(trx), cert, events: await listEventPage(trx, { certificate: cert.id, order: "newest", limit: TIMELINE_LIMIT }) };
+    return cert && { cert, renderedAfter: await latestEventId(trx), events: await listEventPage(trx, { certificate: cert.id, order: "newest", limit: TIMELINE_LIMIT }) };
   });
-  if (!cert || !events) notFound();
+  if (!read) notFound();
+  const { cert, renderedAfter, events } = read;
   const { listeners, placements } = await loadCertificateListeners(getDb(), cert.id);
   return <CertificateDetailView cert={cert} renderedAfter={renderedAfter} events={events} isAdmin={user.role === "admin"} listeners={listeners} placements={placements} />;
 }
