@@ -3,6 +3,8 @@
 import { AuthError } from "next-auth";
 import { z } from "zod";
 import { signIn } from "@/auth";
+import { storageFailure } from "@/lib/db/failure";
+import { logger } from "@/lib/log";
 
 export type LoginState = { message?: string; errors?: { email?: string[]; password?: string[] } } | undefined;
 
@@ -33,6 +35,12 @@ export async function authenticate(_prev: LoginState, formData: FormData): Promi
         return {
           message: `Too many failed sign-ins. Sign-in is paused for this account or address; try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`,
         };
+      }
+      // Auth.js wraps what authorize() threw: a database that is down is not a wrong password.
+      const storage = storageFailure(error.cause?.err);
+      if (storage) {
+        logger().error({ err: error.cause?.err }, `a sign-in failed: ${storage.message}`);
+        return { message: `You cannot sign in right now: ${storage.message}.` };
       }
       return { message: "That email and password do not match an account." };
     }

@@ -1,6 +1,8 @@
 import type { Metadata } from "next";
 import { redirect } from "next/navigation";
+import { readForPage } from "@/app/_lib/page-read";
 import { SetupForm } from "@/components/auth/setup-form";
+import { StorageUnavailable } from "@/components/shell/storage-unavailable";
 import { getDb } from "@/lib/db";
 import { countUsers, isSetupTokenValid } from "@/lib/users";
 
@@ -10,8 +12,10 @@ export const dynamic = "force-dynamic";
 export default async function SetupPage({ searchParams }: { searchParams: Promise<{ token?: string }> }) {
   const { token = "" } = await searchParams;
   const db = getDb();
-  if ((await countUsers(db)) > 0) redirect("/login");
-  const valid = await isSetupTokenValid(db, token);
+  const read = await readForPage("the setup page", async () => ({ users: await countUsers(db), valid: await isSetupTokenValid(db, token) }));
+  if (!read.ok) return <StorageUnavailable message={read.message} />;
+  if (read.value.users > 0) redirect("/login");
+  const { valid } = read.value;
   return (
     <main className="flex min-h-screen items-center justify-center px-4">
       <div className="w-full max-w-sm space-y-6">
