@@ -6,9 +6,9 @@ import { TryAgain } from "@/components/shell/try-again";
 type Database = "checking" | "ok" | "unreachable" | "console-unreachable";
 
 /**
- * A console page whose server rendering failed. Next sends the browser only a reference (the digest)
- * for a server error, so the health check says whether the database is the cause; the reference
- * finds the error in the console's log.
+ * A console page that failed to render. Next sends the browser only a reference (the digest) for a
+ * server error, so the health check says whether the database is the cause; the reference finds the
+ * error in the console's log. An error without a digest happened in the browser.
  */
 export default function ConsoleError({ error, retry }: { error: unknown; retry: () => void }) {
   const [database, setDatabase] = useState<Database>("checking");
@@ -35,11 +35,15 @@ export default function ConsoleError({ error, retry }: { error: unknown; retry: 
       ) : database === "console-unreachable" ? (
         <p className="rounded-md bg-red-50 px-3 py-2 text-sm text-red-800">The console itself is not answering: it may be restarting.</p>
       ) : database === "ok" ? (
-        <p className="text-sm text-slate-700">Something went wrong on the server while loading it; nothing was changed.</p>
+        <p className="text-sm text-slate-700">
+          Something went wrong {digest ? "on the server while loading it" : "in the browser while showing it"}; nothing was changed.
+        </p>
       ) : null}
-      <p className="text-sm text-slate-600">
-        The console&apos;s log has the details{digest ? <> (reference <code className="font-mono">{digest}</code>)</> : null}.
-      </p>
+      {digest ? (
+        <p className="text-sm text-slate-600">
+          The console&apos;s log has the details (reference <code className="font-mono">{digest}</code>).
+        </p>
+      ) : null}
       <TryAgain onClick={retry} />
     </div>
   );
