@@ -11,7 +11,7 @@ export function StorageUnavailable({ message }: { message: string }) {
         </div>
         <p className="rounded-md bg-red-50 px-3 py-2 text-sm text-red-800">{asSentence(message)}</p>
         <p className="text-sm text-slate-600">
-          The worker's listeners keep serving the certificates they have loaded. Nothing was changed; this page works again as soon
+          The worker&apos;s listeners keep serving the certificates they have loaded. Nothing was changed; this page works again as soon
           as the database answers.
         </p>
         <TryAgain />
