@@ -27,7 +27,11 @@ export type PebbleOptions = {
   tlsPort?: number;
   /** kid -> base64url HMAC key; when given, pebble refuses accounts without external account binding. */
   eab?: Record<string, string>;
-  /** Percentage of orders that reuse a valid authorization (pebble's own default is 50; here 0, so every order is validated). */
+  /**
+   * Percentage of orders that reuse a valid authorization (pebble's own default is 50; here 0). Even at 0,
+   * pebble 2.4 reuses one in a hundred (it makes a new authorization only when rand.Intn(100) > 0): a test
+   * that needs a name validated again must order it with an account that has no valid authorization for it.
+   */
   authzReusePercent?: number;
 };
 
