@@ -1,8 +1,9 @@
 import { useInfiniteQuery, useQuery, useQueryClient, type QueryKey } from "@tanstack/react-query";
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import type { CertificateDetail } from "@/lib/certificates";
 import type { EventPage } from "@/lib/events/query";
-import { forgetRequested, rememberStatuses, statusSteps, useLiveRefetchInterval, useStatusHistory, wasRequestedHere, type StatusStep } from "./live-events";
+import { forgetRequested, rememberStatuses, statusSteps, useLiveRefetchInterval, useStatusHistory, wasRequestedHere } from "./live-events";
+import { takeSteps, type StepQueue } from "./status-steps";
 
 // The console's reads of the REST API, one hook per resource. Keys are what the live stream
 // invalidates: ["certificate", id], ["events", …], ["certificates", …], ["dashboard"].
@@ -43,7 +44,9 @@ export function useServerValue(key: QueryKey, value: unknown) {
   }, [client, keyText, value]);
 }
 
-type StepState = { shown: string; queue: string[]; shownAt: number; seen: number; timer?: ReturnType<typeof setTimeout> };
+const NO_TIMELINE: { id: number; detail?: unknown }[] = [];
+
+type StepState = StepQueue & { shownAt: number; timer?: ReturnType<typeof setTimeout> };
 
 /** How long a status stays on screen at the least, so that a quick Requesting → Active shows both steps. */
 const STATUS_STEP_MS = 700;
@@ -54,7 +57,9 @@ const STATUS_STEP_MS = 700;
  * timeline, in event order, each for STATUS_STEP_MS at least (Pending → Requesting → Active, even when
  * the CA took less time than the page). No query of its own: a refetch of the certificate may be ahead
  * of the stream and would skip steps, and while the stream is down the page's server render, refreshed
- * every few seconds, brings the status. `timeline`: the status events the page was rendered with. When
+ * every few seconds, brings the status. `timeline`: the status events the page was rendered with, as of
+ * its latest server render: a render that is ahead of the stream brings the steps the stream has not yet
+ * delivered, so a status it skipped past (Requesting, between Pending and Active) is still shown. When
  * this tab has just requested the certificate (markRequested), the badge starts at Pending and steps
  * through all of them, since they all happened after the operator's click.
  */
@@ -62,26 +67,20 @@ export function useCertificateStatus(
   certificateId: string,
   serverStatus: CertificateDetail["status"],
   renderedAfter: number,
-  timeline: Iterable<{ id: number; detail?: unknown }> = [],
+  timeline: Iterable<{ id: number; detail?: unknown }> = NO_TIMELINE,
 ): CertificateDetail["status"] {
   const history = useStatusHistory(certificateId);
   const [replay] = useState(() => wasRequestedHere(certificateId));
   const [shown, setShown] = useState<string>(replay ? "pending" : serverStatus);
   // The server render's status counts as a step just after renderedAfter: events up to it are in it.
   const state = useRef<StepState>(replay ? { shown: "pending", queue: [], shownAt: Date.now(), seen: 0 } : { shown: serverStatus, queue: [], shownAt: 0, seen: renderedAfter + 0.5 });
-  const [initialSteps] = useState(() => statusSteps(timeline));
+  const timelineSteps = useMemo(() => statusSteps(timeline), [timeline]);
   useEffect(() => {
     if (replay) forgetRequested(certificateId);
   }, [certificateId, replay]);
   useEffect(() => {
     const s = state.current;
-    const steps: StatusStep[] = [...initialSteps, ...history, { eventId: renderedAfter + 0.5, status: serverStatus }];
-    steps.sort((a, b) => a.eventId - b.eventId);
-    for (const step of steps) {
-      if (step.eventId <= s.seen) continue; // shown already, or the same event from the timeline and the stream
-      if (step.status !== (s.queue.at(-1) ?? s.shown)) s.queue.push(step.status);
-      s.seen = step.eventId;
-    }
+    takeSteps(s, timelineSteps, history, [{ eventId: renderedAfter + 0.5, status: serverStatus }]);
     const pump = () => {
       s.timer = undefined;
       const next = s.queue[0];
@@ -98,7 +97,7 @@ export function useCertificateStatus(
       if (s.queue.length) pump(); // waits STATUS_STEP_MS for the next step
     };
     if (!s.timer) pump();
-  }, [history, initialSteps, renderedAfter, serverStatus]);
+  }, [history, timelineSteps, renderedAfter, serverStatus]);
   useEffect(() => {
     const s = state.current;
     return () => {

@@ -1,7 +1,7 @@
 import type { Config } from "../config";
 import { TLS_MODES } from "../config";
 import { readSnapshot, type Db } from "../db/connection";
-import { latestEventId } from "../events";
+import { latestEventId, listEvents } from "../events";
 import type { ServiceWarning } from "../warnings";
 import { isLoopbackHost } from "./http";
 import { deriveServed } from "./tls-manager";
@@ -40,6 +40,11 @@ export type ConsoleTlsStatus = {
     status: string | null;
     /** The newest event id when status was read: status changes with a higher id are newer than it (the page steps through them). */
     statusAsOf: number;
+    /**
+     * The certificate's latest status changes up to statusAsOf, oldest first: when this read is ahead of the
+     * live stream, the page still steps through them (Pending → Requesting → Active) instead of skipping one.
+     */
+    statusEvents: { id: number; detail: { status: string } }[];
     lastError: string | null;
   };
   provided: { source: "env" | "upload" | null; certFile: string | null; keyFile: string | null; lastError: string | null };
@@ -96,7 +101,20 @@ export function lockedFields(config: Config): Record<string, string> {
 const describeMode = (mode: ConsoleTlsMode, https: boolean) =>
   `${mode} (${https ? "HTTPS" : "plain HTTP"})`;
 
-/** statusAsOf is left 0 with `{ statusAsOf: false }` (the banner, which shows no status, on every page). */
+// Status changes read with the status: a certificate's order makes about five (pending, requesting, issued…).
+const STATUS_EVENTS = 20;
+
+/** The events that record a status, oldest first, reduced to the id and the status. */
+function statusChanges(newestFirst: { id: number; detail: unknown }[]): ConsoleTlsStatus["acme"]["statusEvents"] {
+  const changes: ConsoleTlsStatus["acme"]["statusEvents"] = [];
+  for (const event of newestFirst) {
+    const status = (event.detail as { status?: unknown } | null)?.status;
+    if (typeof status === "string") changes.unshift({ id: event.id, detail: { status } });
+  }
+  return changes;
+}
+
+/** statusAsOf is left 0 and statusEvents empty with `{ statusAsOf: false }` (the banner, which shows no status, on every page). */
 export async function getConsoleTlsStatus(db: Db, config: Config, opts: { statusAsOf?: boolean } = {}): Promise<ConsoleTlsStatus> {
   const { mode, source } = await effectiveTlsMode(db, config);
   const running = getRunningTls();
@@ -112,12 +130,19 @@ export async function getConsoleTlsStatus(db: Db, config: Config, opts: { status
   const acmeEmail = config.acme.email ?? acmeSettings?.email ?? null;
   let acmeRow: { status: string; last_error: string | null } | undefined;
   let statusAsOf = 0;
+  let statusEvents: ConsoleTlsStatus["acme"]["statusEvents"] = [];
   const certificateId = acmeSettings?.certificateId;
   if (certificateId) {
     const readRow = (from: Db) => from.selectFrom("certificates").select(["status", "last_error"]).where("id", "=", certificateId).executeTakeFirst();
     if (opts.statusAsOf === false) acmeRow = await readRow(db);
-    // One snapshot: every status event after statusAsOf is newer than the status read.
-    else ({ statusAsOf, acmeRow } = await readSnapshot(db, async (trx) => ({ statusAsOf: await latestEventId(trx), acmeRow: await readRow(trx) })));
+    // One snapshot: every status event after statusAsOf is newer than the status read, and those up to it are read with it.
+    else {
+      ({ statusAsOf, acmeRow, statusEvents } = await readSnapshot(db, async (trx) => ({
+        statusAsOf: await latestEventId(trx),
+        acmeRow: await readRow(trx),
+        statusEvents: statusChanges(await listEvents(trx, { certificateId, newestFirst: true, limit: STATUS_EVENTS })),
+      })));
+    }
   }
   const upload = config.tls.certFile ? undefined : await readProvidedUpload(db);
   const providedSource: "env" | "upload" | null = config.tls.certFile || config.tls.keyFile ? "env" : upload ? "upload" : null;
@@ -137,6 +162,7 @@ export async function getConsoleTlsStatus(db: Db, config: Config, opts: { status
       certificateId: acmeSettings?.certificateId ?? null,
       status: acmeRow?.status ?? null,
       statusAsOf,
+      statusEvents,
       lastError: acmeRow?.last_error ?? null,
     },
     provided: {
