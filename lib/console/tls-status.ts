@@ -101,7 +101,8 @@ export function lockedFields(config: Config): Record<string, string> {
 const describeMode = (mode: ConsoleTlsMode, https: boolean) =>
   `${mode} (${https ? "HTTPS" : "plain HTTP"})`;
 
-// Status changes read with the status: a certificate's order makes about five (pending, requesting, issued…).
+// The certificate's newest events read with the status: an order makes about nine, five of them status
+// changes (pending, requesting, issued…), so these hold the last order's whole way.
 const STATUS_EVENTS = 20;
 
 /** The events that record a status, oldest first, reduced to the id and the status. */
