@@ -485,11 +485,11 @@ describe.skipIf(!pebbleAvailable()).each(TEST_ENGINES)("acme mode against pebble
       expect(status.acme.status).toBe("pending");
       // The status changes up to statusAsOf come with it, oldest first: a page whose live stream lags this
       // read still steps through Requesting on its way to Active.
-      const changes = statusEvents.map((e) => ({ id: e.id, detail: { status: (e.detail as { status: string }).status } }));
-      expect(status.acme.statusEvents).toEqual(changes.filter((e) => e.id <= status.acme.statusAsOf));
-      expect(after.acme.statusEvents).toEqual(changes.filter((e) => e.id <= after.acme.statusAsOf));
-      expect(after.acme.statusEvents.map((e) => e.detail.status)).toEqual(expect.arrayContaining(["pending", "requesting", "active"]));
-      expect((await getConsoleTlsStatus(t.db, config, { statusAsOf: false })).acme.statusEvents).toEqual([]);
+      const changes = statusEvents.map((e) => ({ eventId: e.id, status: (e.detail as { status: string }).status }));
+      expect(status.acme.statusSteps).toEqual(changes.filter((e) => e.eventId <= status.acme.statusAsOf));
+      expect(after.acme.statusSteps).toEqual(changes.filter((e) => e.eventId <= after.acme.statusAsOf));
+      expect(after.acme.statusSteps.map((e) => e.status)).toEqual(expect.arrayContaining(["pending", "requesting", "active"]));
+      expect((await getConsoleTlsStatus(t.db, config, { statusAsOf: false })).acme.statusSteps).toEqual([]);
       expect(await consoleTlsWarnings(t.db, config)).toEqual([]);
     } finally {
       await engine.stop();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { takeSteps, type StepQueue } from "@/components/events/status-steps";
+import { takeSteps, type StepQueue } from "@/lib/events/status-steps";
 
 // The steps a certificate's status badge shows (Pending → Requesting → Active), from the page's server
 // render, its timeline and the live stream, which reach the page in no fixed order.
@@ -20,7 +20,7 @@ describe("takeSteps", () => {
   });
 
   it("without the timeline the render's Active is taken first, and the stream's Requesting, older, comes too late", () => {
-    // What Settings → TLS did before its status came with its changes (statusEvents): the step is lost.
+    // What Settings → TLS did before its status came with its changes (statusSteps): the step is lost.
     const badge = mountedAt("pending", 5);
     takeSteps(badge, [], [], [step(9.5, "active")]);
     takeSteps(badge, [], [step(6, "requesting"), step(9, "active")], [step(9.5, "active")]);

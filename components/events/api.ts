@@ -1,9 +1,9 @@
 import { useInfiniteQuery, useQuery, useQueryClient, type QueryKey } from "@tanstack/react-query";
-import { useEffect, useMemo, useRef, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import type { CertificateDetail } from "@/lib/certificates";
 import type { EventPage } from "@/lib/events/query";
-import { forgetRequested, rememberStatuses, statusSteps, useLiveRefetchInterval, useStatusHistory, wasRequestedHere } from "./live-events";
-import { takeSteps, type StepQueue } from "./status-steps";
+import { takeSteps, type StatusStep, type StepQueue } from "@/lib/events/status-steps";
+import { forgetRequested, rememberStatuses, useLiveRefetchInterval, useStatusHistory, wasRequestedHere } from "./live-events";
 
 // The console's reads of the REST API, one hook per resource. Keys are what the live stream
 // invalidates: ["certificate", id], ["events", …], ["certificates", …], ["dashboard"].
@@ -44,7 +44,7 @@ export function useServerValue(key: QueryKey, value: unknown) {
   }, [client, keyText, value]);
 }
 
-const NO_TIMELINE: { id: number; detail?: unknown }[] = [];
+const NO_STEPS: StatusStep[] = [];
 
 type StepState = StepQueue & { shownAt: number; timer?: ReturnType<typeof setTimeout> };
 
@@ -57,9 +57,9 @@ const STATUS_STEP_MS = 700;
  * timeline, in event order, each for STATUS_STEP_MS at least (Pending → Requesting → Active, even when
  * the CA took less time than the page). No query of its own: a refetch of the certificate may be ahead
  * of the stream and would skip steps, and while the stream is down the page's server render, refreshed
- * every few seconds, brings the status. `timeline`: the status events the page was rendered with, as of
- * its latest server render: a render that is ahead of the stream brings the steps the stream has not yet
- * delivered, so a status it skipped past (Requesting, between Pending and Active) is still shown. When
+ * every few seconds, brings the status. `steps`: the status changes read with the page's latest server
+ * render (statusSteps of its timeline): a render that is ahead of the stream brings the steps the stream has
+ * not yet delivered, so a status it skipped past (Requesting, between Pending and Active) is still shown. When
  * this tab has just requested the certificate (markRequested), the badge starts at Pending and steps
  * through all of them, since they all happened after the operator's click.
  */
@@ -67,20 +67,19 @@ export function useCertificateStatus(
   certificateId: string,
   serverStatus: CertificateDetail["status"],
   renderedAfter: number,
-  timeline: Iterable<{ id: number; detail?: unknown }> = NO_TIMELINE,
+  steps: StatusStep[] = NO_STEPS,
 ): CertificateDetail["status"] {
   const history = useStatusHistory(certificateId);
   const [replay] = useState(() => wasRequestedHere(certificateId));
   const [shown, setShown] = useState<string>(replay ? "pending" : serverStatus);
   // The server render's status counts as a step just after renderedAfter: events up to it are in it.
   const state = useRef<StepState>(replay ? { shown: "pending", queue: [], shownAt: Date.now(), seen: 0 } : { shown: serverStatus, queue: [], shownAt: 0, seen: renderedAfter + 0.5 });
-  const timelineSteps = useMemo(() => statusSteps(timeline), [timeline]);
   useEffect(() => {
     if (replay) forgetRequested(certificateId);
   }, [certificateId, replay]);
   useEffect(() => {
     const s = state.current;
-    takeSteps(s, timelineSteps, history, [{ eventId: renderedAfter + 0.5, status: serverStatus }]);
+    takeSteps(s, steps, history, [{ eventId: renderedAfter + 0.5, status: serverStatus }]);
     const pump = () => {
       s.timer = undefined;
       const next = s.queue[0];
@@ -97,7 +96,7 @@ export function useCertificateStatus(
       if (s.queue.length) pump(); // waits STATUS_STEP_MS for the next step
     };
     if (!s.timer) pump();
-  }, [history, timelineSteps, renderedAfter, serverStatus]);
+  }, [history, steps, renderedAfter, serverStatus]);
   useEffect(() => {
     const s = state.current;
     return () => {

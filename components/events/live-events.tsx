@@ -3,6 +3,7 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useRouter } from "next/navigation";
 import { createContext, useContext, useEffect, useRef, useState, useSyncExternalStore } from "react";
+import { statusSteps, type StatusStep } from "@/lib/events/status-steps";
 
 // The console's one connection to GET /api/v1/events/stream. Each event invalidates the queries it
 // touches and re-renders the server components of the page (status badges, lists), debounced.
@@ -31,20 +32,9 @@ type StreamedEvent = { id: number; certificateId: string | null; listenerId: str
  * Its badge steps through them, so a change that was quick, or that came while the page was on its
  * way, is still shown.
  */
-export type StatusStep = { eventId: number; status: string };
 const statusHistory = new Map<string, StatusStep[]>();
 const historyListeners = new Set<() => void>();
 const STATUS_STEPS_KEPT = 16;
-
-/** The events that carry a status (detail.status), as steps of a badge, in the order given. */
-export function statusSteps(events: Iterable<{ id: number; detail?: unknown }>): StatusStep[] {
-  const steps: StatusStep[] = [];
-  for (const e of events) {
-    const status = (e.detail as { status?: unknown } | null | undefined)?.status;
-    if (typeof status === "string") steps.push({ eventId: e.id, status });
-  }
-  return steps;
-}
 
 /** Adds the events that carry a status (detail.status) to the certificate's history; ignores those known. */
 export function rememberStatuses(certificateId: string, events: Iterable<{ id: number; detail?: unknown }>) {

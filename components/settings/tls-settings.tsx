@@ -428,12 +428,12 @@ function AcmeSection({ status, isAdmin }: { status: ConsoleTlsStatus; isAdmin: b
 /**
  * The console certificate's status under the ACME form, stepped like a certificate page's badge: the
  * status read with the settings (as of statusAsOf), then each change after it, from the stream or from the
- * changes read with a later render of the settings (statusEvents), each on screen for a moment
+ * changes read with a later render of the settings (statusSteps), each on screen for a moment
  * (Pending → Requesting → Active, even with a quick CA). Keyed by the certificate id, so a new order starts
  * from its own status.
  */
 function ConsoleAcmeStatus({ certificateId, acme }: { certificateId: string; acme: ConsoleTlsStatus["acme"] }) {
-  const stepped = useCertificateStatus(certificateId, (acme.status ?? "pending") as CertificateDetail["status"], acme.statusAsOf, acme.statusEvents);
+  const stepped = useCertificateStatus(certificateId, (acme.status ?? "pending") as CertificateDetail["status"], acme.statusAsOf, acme.statusSteps);
   // No status when the certificate row is gone (deleted under Certificates): no badge then, rather than a made-up one.
   const status = acme.status ? stepped : null;
   return (

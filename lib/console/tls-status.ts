@@ -2,6 +2,7 @@ import type { Config } from "../config";
 import { TLS_MODES } from "../config";
 import { readSnapshot, type Db } from "../db/connection";
 import { latestEventId, listEvents } from "../events";
+import { statusSteps, type StatusStep } from "../events/status-steps";
 import type { ServiceWarning } from "../warnings";
 import { isLoopbackHost } from "./http";
 import { deriveServed } from "./tls-manager";
@@ -44,7 +45,7 @@ export type ConsoleTlsStatus = {
      * The certificate's latest status changes up to statusAsOf, oldest first: when this read is ahead of the
      * live stream, the page still steps through them (Pending → Requesting → Active) instead of skipping one.
      */
-    statusEvents: { id: number; detail: { status: string } }[];
+    statusSteps: StatusStep[];
     lastError: string | null;
   };
   provided: { source: "env" | "upload" | null; certFile: string | null; keyFile: string | null; lastError: string | null };
@@ -105,17 +106,7 @@ const describeMode = (mode: ConsoleTlsMode, https: boolean) =>
 // changes (pending, requesting, issued…), so these hold the last order's whole way.
 const STATUS_EVENTS = 20;
 
-/** The events that record a status, oldest first, reduced to the id and the status. */
-function statusChanges(newestFirst: { id: number; detail: unknown }[]): ConsoleTlsStatus["acme"]["statusEvents"] {
-  const changes: ConsoleTlsStatus["acme"]["statusEvents"] = [];
-  for (const event of newestFirst) {
-    const status = (event.detail as { status?: unknown } | null)?.status;
-    if (typeof status === "string") changes.unshift({ id: event.id, detail: { status } });
-  }
-  return changes;
-}
-
-/** statusAsOf is left 0 and statusEvents empty with `{ statusAsOf: false }` (the banner, which shows no status, on every page). */
+/** statusAsOf is left 0 and steps empty with `{ statusAsOf: false }` (the banner, which shows no status, on every page). */
 export async function getConsoleTlsStatus(db: Db, config: Config, opts: { statusAsOf?: boolean } = {}): Promise<ConsoleTlsStatus> {
   const { mode, source } = await effectiveTlsMode(db, config);
   const running = getRunningTls();
@@ -131,17 +122,17 @@ export async function getConsoleTlsStatus(db: Db, config: Config, opts: { status
   const acmeEmail = config.acme.email ?? acmeSettings?.email ?? null;
   let acmeRow: { status: string; last_error: string | null } | undefined;
   let statusAsOf = 0;
-  let statusEvents: ConsoleTlsStatus["acme"]["statusEvents"] = [];
+  let steps: StatusStep[] = [];
   const certificateId = acmeSettings?.certificateId;
   if (certificateId) {
     const readRow = (from: Db) => from.selectFrom("certificates").select(["status", "last_error"]).where("id", "=", certificateId).executeTakeFirst();
     if (opts.statusAsOf === false) acmeRow = await readRow(db);
     // One snapshot: every status event after statusAsOf is newer than the status read, and those up to it are read with it.
     else {
-      ({ statusAsOf, acmeRow, statusEvents } = await readSnapshot(db, async (trx) => ({
+      ({ statusAsOf, acmeRow, steps } = await readSnapshot(db, async (trx) => ({
         statusAsOf: await latestEventId(trx),
         acmeRow: await readRow(trx),
-        statusEvents: statusChanges(await listEvents(trx, { certificateId, newestFirst: true, limit: STATUS_EVENTS })),
+        steps: statusSteps((await listEvents(trx, { certificateId, newestFirst: true, limit: STATUS_EVENTS })).reverse()),
       })));
     }
   }
@@ -163,7 +154,7 @@ export async function getConsoleTlsStatus(db: Db, config: Config, opts: { status
       certificateId: acmeSettings?.certificateId ?? null,
       status: acmeRow?.status ?? null,
       statusAsOf,
-      statusEvents,
+      statusSteps: steps,
       lastError: acmeRow?.last_error ?? null,
     },
     provided: {
