@@ -1,14 +1,13 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import http from "node:http";
-import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
 import type { APIRequestContext, BrowserContext, Page } from "@playwright/test";
 import { findFreePort } from "../lib/net";
 import { startPebble, type Pebble } from "../tests/support/pebble";
+import { healthStatus, spawnConsole as spawnPortcullis, stopConsole, type Spawned } from "./console-process";
 import { ADMIN, expect, LoginPage, markPage, notReloaded, test, watchBadges, watchedBadges } from "./fixtures";
 
 // The console's own TLS, seen by an operator. The global e2e console runs plain HTTP on loopback, so
@@ -69,59 +68,8 @@ function servedFingerprint(port: number, servername = "localhost"): Promise<stri
   });
 }
 
-function healthStatus(url: string): Promise<number> {
-  return new Promise((resolve) => {
-    const client = url.startsWith("https:") ? https : http;
-    const request = client.get(`${url}/api/v1/health`, { rejectUnauthorized: false, timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    request.on("error", () => resolve(0));
-    request.on("timeout", () => request.destroy());
-  });
-}
-
-type Spawned = { child: ChildProcess; logFile: string };
-
-/** `portcullis serve` (console + worker) in its own process group; resolves once url answers /api/v1/health. */
-async function spawnConsole(name: string, url: string, env: Record<string, string | undefined>): Promise<Spawned> {
-  const full: Record<string, string | undefined> = { ...process.env, PORTCULLIS_LOG_LEVEL: "warn", PORTCULLIS_SKIP_BUILD_CHECK: "1", ...env };
-  // The global setup has checked the build (PORTCULLIS_SKIP_BUILD_CHECK): this console serves the same one.
-  for (const key of ["DATABASE_URL", "PORTCULLIS_PUBLIC_URL", "PORTCULLIS_TRUSTED_PROXIES", "PORTCULLIS_ACME_DOMAIN", "PORTCULLIS_ACME_EMAIL", "PORTCULLIS_TLS_MODE", "PORTCULLIS_TLS_CERT", "PORTCULLIS_TLS_KEY"]) {
-    if (!(key in env)) delete full[key];
-  }
-  const logFile = path.join(workDir, `${name}.log`);
-  const log = fs.openSync(logFile, "a");
-  const spawned = spawn(process.execPath, [path.join(root, "bin/portcullis.mjs"), "serve"], { cwd: root, env: full as NodeJS.ProcessEnv, stdio: ["ignore", log, log], detached: true });
-  fs.closeSync(log);
-  let exited: number | null = null;
-  spawned.once("exit", (code) => (exited = code ?? -1));
-  const deadline = Date.now() + 150_000;
-  while ((await healthStatus(url)) !== 200) {
-    if (exited !== null) throw new Error(`the ${name} console exited with ${exited}:\n${fs.readFileSync(logFile, "utf8")}`);
-    if (Date.now() > deadline) throw new Error(`the ${name} console did not answer on ${url} within 150 s:\n${fs.readFileSync(logFile, "utf8")}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  return { child: spawned, logFile };
-}
-
-async function stopConsole(spawned: Spawned | undefined) {
-  const proc = spawned?.child;
-  if (!proc?.pid || proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once("exit", r));
-  try {
-    // The whole process group: `serve` and its console and worker children.
-    process.kill(-proc.pid, "SIGTERM");
-  } catch {
-    return;
-  }
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-  try {
-    process.kill(-proc.pid, "SIGKILL");
-  } catch {
-    // stopped in time
-  }
-}
+/** `portcullis serve` with its log in this spec's working directory. */
+const spawnConsole = (name: string, url: string, env: Record<string, string | undefined>) => spawnPortcullis(name, url, env, workDir);
 
 let providedConsole: Spawned | undefined;
 let providedEnv: Record<string, string>;

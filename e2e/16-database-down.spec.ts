@@ -1,13 +1,12 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { expect, test } from "@playwright/test";
 import { findFreePort } from "../lib/net";
+import { healthStatus, spawnConsole, stopConsole, type Spawned } from "./console-process";
 
 // A console on PostgreSQL whose database goes away while an operator has it open, and comes back.
 // The console reaches PostgreSQL through a TCP forwarder in this process, so the test can cut the
@@ -15,7 +14,6 @@ import { findFreePort } from "../lib/net";
 // machine's PostgreSQL. Every page must then say that the database cannot be reached and what to do,
 // not show Next's "Application error", and a sign-in must not claim the password is wrong.
 
-const root = path.resolve(import.meta.dirname, "..");
 const ADMIN = { email: "down-admin@example.test", password: "down admin password 1" };
 const serverUrl = process.env.PORTCULLIS_TEST_POSTGRES_URL;
 
@@ -61,20 +59,11 @@ class Forwarder {
 let workDir: string;
 let databaseName: string;
 let forwarder: Forwarder;
-let child: ChildProcess | undefined;
+let portcullis: Spawned | undefined;
 let baseUrl: string;
 
-/** The console's health status code, 0 when it does not answer. */
-function health(): Promise<number> {
-  return new Promise((resolve) => {
-    const request = http.get(`${baseUrl}/api/v1/health`, { timeout: 10_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    request.on("error", () => resolve(0));
-    request.on("timeout", () => request.destroy());
-  });
-}
+/** The console's health status; 10 s for an answer, since it waits on the database connection. */
+const health = () => healthStatus(baseUrl, 10_000);
 
 async function adminClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: serverUrl });
@@ -99,49 +88,19 @@ test.beforeAll(async () => {
   databaseUrl.pathname = `/${databaseName}`;
   const port = await findFreePort();
   baseUrl = `http://127.0.0.1:${port}`;
-  const env: Record<string, string | undefined> = {
-    ...process.env,
+  const env = {
     DATABASE_URL: databaseUrl.toString(),
     PORTCULLIS_DATA_DIR: path.join(workDir, "data"),
     PORTCULLIS_HOST: "127.0.0.1",
     PORTCULLIS_PORT: String(port),
     PORTCULLIS_ADMIN_EMAIL: ADMIN.email,
     PORTCULLIS_ADMIN_PASSWORD: ADMIN.password,
-    PORTCULLIS_LOG_LEVEL: "warn",
-    // The global setup has checked the build: this console serves the same one.
-    PORTCULLIS_SKIP_BUILD_CHECK: "1",
   };
-  for (const key of ["PORTCULLIS_PUBLIC_URL", "PORTCULLIS_TRUSTED_PROXIES", "PORTCULLIS_TLS_MODE", "PORTCULLIS_TLS_CERT", "PORTCULLIS_TLS_KEY"]) delete env[key];
-  const logFile = path.join(workDir, "console.log");
-  const log = fs.openSync(logFile, "a");
-  const spawned = spawn(process.execPath, [path.join(root, "bin/portcullis.mjs"), "console"], { cwd: root, env: env as NodeJS.ProcessEnv, stdio: ["ignore", log, log], detached: true });
-  fs.closeSync(log);
-  child = spawned;
-  let exited: number | null = null;
-  spawned.once("exit", (code) => (exited = code ?? -1));
-  const deadline = Date.now() + 150_000;
-  while ((await health()) !== 200) {
-    if (exited !== null) throw new Error(`the console exited with ${exited}:\n${fs.readFileSync(logFile, "utf8")}`);
-    if (Date.now() > deadline) throw new Error(`the console did not answer within 150 s:\n${fs.readFileSync(logFile, "utf8")}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  portcullis = await spawnConsole("console", baseUrl, env, workDir, "console");
 });
 
 test.afterAll(async () => {
-  if (child?.pid && child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise((r) => child!.once("exit", r));
-    try {
-      process.kill(-child.pid, "SIGTERM");
-    } catch {
-      // already gone
-    }
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-    try {
-      process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // stopped in time
-    }
-  }
+  await stopConsole(portcullis);
   await forwarder?.cut();
   if (databaseName) await adminClient((c) => c.query(`drop database if exists ${databaseName} with (force)`)).catch(() => {});
   if (workDir && !process.env.PORTCULLIS_E2E_KEEP) fs.rmSync(workDir, { recursive: true, force: true });
