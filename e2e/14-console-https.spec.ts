@@ -7,6 +7,7 @@ import path from "node:path";
 import tls from "node:tls";
 import { test, expect } from "@playwright/test";
 import { findFreePort } from "../lib/net";
+import { LoginPage } from "./fixtures";
 
 // The real console (Next.js build) in auto mode on a public bind: HTTPS from the local CA, the CA at
 // /api/v1/ca, security headers on a page, an API response and a static asset, and a sign-in whose
@@ -117,11 +118,7 @@ test("security headers on a page, an API response and a static asset", async () 
 test("signing in over HTTPS sets a Secure, __Secure- session cookie and the session works", async ({ browser }) => {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, baseURL: `https://localhost:${port}` });
   const page = await context.newPage();
-  await page.goto("/login");
-  await page.getByLabel("Email").fill(ADMIN.email);
-  await page.getByLabel("Password").fill(ADMIN.password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL((url) => !url.pathname.startsWith("/login"));
+  await new LoginPage(page).signIn(ADMIN);
   const cookies = await context.cookies();
   const session = cookies.find((c) => c.name.includes("session-token"));
   expect(session?.name).toBe("__Secure-authjs.session-token");

@@ -7,6 +7,7 @@ import pg from "pg";
 import { expect, test } from "@playwright/test";
 import { findFreePort } from "../lib/net";
 import { healthStatus, spawnConsole, stopConsole, type Spawned } from "./console-process";
+import { LoginPage } from "./fixtures";
 
 // A console on PostgreSQL whose database goes away while an operator has it open, and comes back.
 // The console reaches PostgreSQL through a TCP forwarder in this process, so the test can cut the
@@ -110,11 +111,7 @@ test("with its database gone, every page says so and what to do, and works again
   test.setTimeout(120_000);
   const operator = await browser.newContext({ baseURL: baseUrl });
   const page = await operator.newPage();
-  await page.goto("/login");
-  await page.getByLabel("Email").fill(ADMIN.email);
-  await page.getByLabel("Password").fill(ADMIN.password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL((url) => !url.pathname.startsWith("/login"));
+  await new LoginPage(page).signIn(ADMIN);
   await page.goto("/certificates");
   await expect(page.getByRole("heading", { name: "Certificates", level: 1 })).toBeVisible();
 
