@@ -30,7 +30,8 @@ const { db } = openDatabase(/^postgres(ql)?:\/\//.test(file) ? { kind: "postgres
 const keyring = new Keyring(sealingKeyFromSecret(secret));
 // The periodic served-certificate check (every 60 s in production) would make thousands of handshakes
 // against this process in the middle of a measurement; the one that follows every reload still runs.
-const edge = new Edge({ db, keyring, log, pollIntervalMs, checkIntervalMs: 3_600_000 });
+// PORTCULLIS_EDGE_TLS=portable, as for the worker: net.Server and tls.TLSSocket instead of Node's TLS stream driven directly.
+const edge = new Edge({ db, keyring, log, pollIntervalMs, checkIntervalMs: 3_600_000, portableTls: process.env.PORTCULLIS_EDGE_TLS === "portable" });
 
 let stopping = false;
 async function stop(code = 0) {

@@ -11,6 +11,7 @@ import { Keyring, sealingKeyFromSecret } from "../lib/crypto/seal";
 import { openDatabase, type Db } from "../lib/db/connection";
 import type { Database } from "../lib/db/schema";
 import { createListener, setMappings } from "../lib/listeners/index";
+import { nativeTls } from "../lib/listeners/native-tls";
 import { newId, nowIso } from "../lib/ids";
 import { findFreePort } from "../lib/net";
 import { inspectCertificatePem } from "../lib/pki/inspect";
@@ -837,6 +838,8 @@ function toolVersions() {
     nginx: first(["nginx", "-v"]).replace("nginx version: ", ""),
     openssl: first(["openssl", "version"]),
     nodeOpenssl: process.versions.openssl,
+    // What the edge process does (bench/edge-runner.ts): the same bindings, the same variable.
+    edgeTls: nativeTls && process.env.PORTCULLIS_EDGE_TLS !== "portable" ? "native (Node's TLS stream driven directly)" : "portable (net.Server + tls.TLSSocket)",
     wrk: first(["wrk", "-v"]).split(" [")[0],
     h2load: first(["h2load", "--version"]),
     cpus: CPUS,
@@ -915,7 +918,7 @@ function printReport(r: Result) {
   const lines = [
     "",
     `Portcullis edge vs nginx ${r.versions.nginx} · ${r.seconds} s per run · ${r.versions.cpus} CPUs (${r.versions.cpuModel}) · server pinned to CPU ${r.pinning.server ?? "—"}, load generators and upstream to ${r.pinning.clients ?? "—"}`,
-    `node ${r.versions.node} (OpenSSL ${r.versions.nodeOpenssl}) · ${r.versions.openssl} · ${r.versions.wrk} · ${r.versions.h2load}`,
+    `node ${r.versions.node} (OpenSSL ${r.versions.nodeOpenssl}) · edge TLS: ${r.versions.edgeTls} · ${r.versions.openssl} · ${r.versions.wrk} · ${r.versions.h2load}`,
     "",
     line("", "Portcullis", "nginx", "ratio", "target"),
     "(1) new TLS 1.3 handshakes, ECDSA P-256, no resumption — openssl s_time -new, no SNI (default certificate)",

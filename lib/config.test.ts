@@ -34,6 +34,7 @@ describe("configuration", () => {
     [{ PORTCULLIS_PORT: "70000" }, /PORTCULLIS_PORT.*between 1 and 65535/],
     [{ PORTCULLIS_TLS_MODE: "https" }, /PORTCULLIS_TLS_MODE \(got "https"\): accepted values: auto, acme, provided, off, behind_proxy/],
     [{ PORTCULLIS_WORKER_ROLES: "engine,proxy" }, /PORTCULLIS_WORKER_ROLES.*accepted values: engine, edge/],
+    [{ PORTCULLIS_EDGE_TLS: "openssl" }, /PORTCULLIS_EDGE_TLS \(got "openssl"\): accepted values: native, portable/],
     [{ PORTCULLIS_DNS_RESOLVERS: "1.1.1.1:53,dns over https" }, /PORTCULLIS_DNS_RESOLVERS \(got "1.1.1.1:53,dns over https"\): accepted values: comma-separated host or host:port entries/],
     [{ PORTCULLIS_DNS_RESOLVERS: "1.1.1.1:99999" }, /PORTCULLIS_DNS_RESOLVERS.*host:port/],
     [{ PORTCULLIS_SECRET: "short" }, /PORTCULLIS_SECRET: must be at least 32 characters/],

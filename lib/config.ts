@@ -105,6 +105,7 @@ const envSchema = z
         z.array(z.enum(WORKER_ROLES, { error: `accepted values: ${WORKER_ROLES.join(", ")} (comma separated)` })),
       ),
     PORTCULLIS_WORKER_HEALTH_PORT: port.default(8444),
+    PORTCULLIS_EDGE_TLS: z.enum(["native", "portable"], { error: "accepted values: native, portable" }).default("native"),
     PORTCULLIS_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `accepted values: ${LOG_LEVELS.join(", ")}` }).default("info"),
     PORTCULLIS_METRICS_TOKEN: z
       .string()
@@ -151,6 +152,8 @@ export type Config = {
   cloudflareApiUrl?: string;
   workerRoles: (typeof WORKER_ROLES)[number][];
   workerHealthPort: number;
+  /** "portable": the edge terminates TLS with net.Server and tls.TLSSocket even where it could drive Node's TLS stream itself. */
+  edgeTls: "native" | "portable";
   logLevel: (typeof LOG_LEVELS)[number];
   /** Who may read /metrics besides API tokens: a bearer token, and addresses that need none. */
   metrics: { token?: string; allow: string[] };
@@ -218,6 +221,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     cloudflareApiUrl: e.PORTCULLIS_CLOUDFLARE_API_URL,
     workerRoles: e.PORTCULLIS_WORKER_ROLES,
     workerHealthPort: e.PORTCULLIS_WORKER_HEALTH_PORT,
+    edgeTls: e.PORTCULLIS_EDGE_TLS,
     logLevel: e.PORTCULLIS_LOG_LEVEL,
     metrics: { token: e.PORTCULLIS_METRICS_TOKEN, allow: e.PORTCULLIS_METRICS_ALLOW ?? [] },
   };

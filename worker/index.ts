@@ -84,9 +84,9 @@ export async function startWorker(config: Config) {
     alerts.start();
   }
   if (config.workerRoles.includes("edge")) {
-    edge = new Edge({ db, keyring, log });
+    edge = new Edge({ db, keyring, log, portableTls: config.edgeTls === "portable" });
     await edge.start();
-    log.info({ listeners: edge.status() }, "edge role: serving listeners");
+    log.info({ listeners: edge.status(), tls: edge.nativeTls ? "native" : "portable" }, "edge role: serving listeners");
   }
 
   const stop = async () => {

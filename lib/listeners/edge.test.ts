@@ -2,8 +2,10 @@ import crypto from "node:crypto";
 import http from "node:http";
 import http2 from "node:http2";
 import https from "node:https";
+import { once } from "node:events";
 import net from "node:net";
 import tls from "node:tls";
+import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SYSTEM_ACTOR } from "../audit";
@@ -95,7 +97,11 @@ async function waitFor<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs
   }
 }
 
-describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
+// Natively (Node's TLS stream driven directly, lib/listeners/native-tls.ts) on every engine, and once with
+// tls.TLSSocket, which the edge falls back to where Node lacks what native-tls.ts needs.
+const EDGE_VARIANTS = [...TEST_ENGINES.map((kind) => ({ kind, portableTls: false })), { kind: TEST_ENGINES[0], portableTls: true }];
+
+describe.each(EDGE_VARIANTS)("the edge on $kind (tls.TLSSocket: $portableTls)", ({ kind, portableTls }) => {
   let t: TestDatabase;
   let edge: Edge;
   let upstream: http.Server;
@@ -170,8 +176,9 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
         { hostname: "*.example.test", certificateId: certs.wildcard.id },
       ],
     });
-    edge = new Edge({ db: t.db, keyring, log, pollIntervalMs: 50, checkIntervalMs: 3_600_000 });
+    edge = new Edge({ db: t.db, keyring, log, pollIntervalMs: 50, checkIntervalMs: 3_600_000, portableTls });
     await edge.start();
+    expect(edge.nativeTls).toBe(!portableTls);
   });
 
   afterAll(async () => {
@@ -211,6 +218,41 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
     expect((await connect("a.example.test", first.ticket)).reused).toBe(true);
     // A ticket from one certificate's handshake does not skip the handshake of another's.
     expect(await connect("b.example.test", first.ticket)).toEqual({ reused: false, fingerprint: certs.wildcard.fingerprintSha256 });
+  });
+
+  it("serves a client that handshakes first and sends its requests later, on the same connection", async () => {
+    // Natively the decrypted stream becomes a socket only with the first request (onNativeFirstRead).
+    const socket = tls.connect({ host: "127.0.0.1", port: httpsPort, servername: "a.example.test", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] });
+    await once(socket, "secureConnect");
+    await sleep(200);
+    let received = "";
+    socket.on("data", (d: Buffer) => (received += d.toString()));
+    const request = (path: string) => socket.write(`GET ${path} HTTP/1.1\r\nHost: a.example.test\r\n\r\n`);
+    request("/first");
+    await waitFor(async () => received, (r) => r.includes('"path":"/first"'));
+    request("/second");
+    await waitFor(async () => received, (r) => r.includes('"path":"/second"'));
+    expect(received.match(/HTTP\/1\.1 200 /g)).toHaveLength(2);
+    expect(socket.destroyed).toBe(false);
+    socket.destroy();
+  });
+
+  it("disconnects a TLS 1.2 client that asks to renegotiate, as nginx does", async () => {
+    const socket = tls.connect({ host: "127.0.0.1", port: httpsPort, servername: "a.example.test", rejectUnauthorized: false, maxVersion: "TLSv1.2" });
+    await once(socket, "secureConnect");
+    expect(socket.getProtocol()).toBe("TLSv1.2");
+    socket.on("error", () => {});
+    const outcome = new Promise<string>((resolve) => {
+      socket.once("close", () => resolve("closed"));
+      setTimeout(() => resolve("still open after 2 s"), 2000);
+    });
+    let renegotiated = false;
+    const asked = socket.renegotiate({}, (err) => {
+      if (!err) renegotiated = true;
+    });
+    expect(asked).toBe(true);
+    expect(await outcome).toBe("closed");
+    expect(renegotiated).toBe(false);
   });
 
   it("proxies to the upstream with X-Forwarded headers, and shows a 502 page when it is down", async () => {
@@ -661,6 +703,102 @@ describe.each(TEST_ENGINES)("the edge on %s", (kind) => {
     } finally {
       await notified.stop();
     }
+  });
+});
+
+describe.each([{ portableTls: false }, { portableTls: true }])("the edge's time limits (tls.TLSSocket: $portableTls)", ({ portableTls }) => {
+  let t: TestDatabase;
+  let edge: Edge;
+  let upstream: http.Server;
+  let port: number;
+
+  beforeAll(async () => {
+    t = await createTestDatabase("sqlite");
+    upstream = http.createServer((_req, res) => res.end("ok"));
+    const upstreamPort = await findFreePort();
+    await new Promise<void>((r) => upstream.listen(upstreamPort, "127.0.0.1", r));
+    const cert = await createSelfSignedCertificateRecord(t.db, keyring, SYSTEM_ACTOR, { name: "limits", domains: ["limits.example.test"] });
+    port = await findFreePort();
+    await createListener(t.db, SYSTEM_ACTOR, { name: "limits", kind: "https", bindAddress: "127.0.0.1", port, upstreamUrl: `http://127.0.0.1:${upstreamPort}`, defaultCertificateId: cert.id });
+    edge = new Edge({ db: t.db, keyring, log, pollIntervalMs: 50, checkIntervalMs: 3_600_000, portableTls, handshakeTimeoutMs: 300, idleTimeoutMs: 1_000 });
+    await edge.start();
+  });
+
+  afterAll(async () => {
+    await edge?.stop();
+    upstream?.close();
+    await t?.destroy();
+  });
+
+  /** Milliseconds from now until the edge closes the connection. */
+  async function closedAfter(socket: net.Socket): Promise<number> {
+    const start = Date.now();
+    socket.on("error", () => {});
+    socket.resume();
+    if (!socket.destroyed) await once(socket, "close");
+    return Date.now() - start;
+  }
+
+  it("drops a client that sends nothing, or half a ClientHello, when the handshake time is up", async () => {
+    const silent = net.connect(port, "127.0.0.1");
+    await once(silent, "connect");
+    const half = net.connect(port, "127.0.0.1");
+    await once(half, "connect");
+    // A handshake record that announces 512 bytes and brings 4.
+    half.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc]));
+    const [a, b] = await Promise.all([closedAfter(silent), closedAfter(half)]);
+    for (const ms of [a, b]) {
+      expect(ms).toBeGreaterThanOrEqual(250);
+      expect(ms).toBeLessThan(900);
+    }
+  });
+
+  it.skipIf(portableTls)("closes a secured connection that sends no request within the idle time, and serves one that does", async () => {
+    const idle = tls.connect({ host: "127.0.0.1", port, servername: "limits.example.test", rejectUnauthorized: false });
+    await once(idle, "secureConnect");
+    const busy = tls.connect({ host: "127.0.0.1", port, servername: "limits.example.test", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] });
+    await once(busy, "secureConnect");
+    let received = "";
+    busy.on("data", (d: Buffer) => (received += d.toString()));
+    await sleep(600); // past the handshake time: a secured connection is not stalled
+    busy.write("GET / HTTP/1.1\r\nHost: limits.example.test\r\n\r\n");
+    const idleFor = await closedAfter(idle);
+    expect(idleFor + 600).toBeGreaterThanOrEqual(950);
+    expect(idleFor + 600).toBeLessThan(2500);
+    expect(received).toMatch(/^HTTP\/1\.1 200 [^]*\r\n\r\nok$/);
+    // Then the keep-alive time, from the response on.
+    expect(await closedAfter(busy)).toBeLessThan(2000);
+  });
+
+  it("lets go of every connection once it has closed, in each of its stages", async () => {
+    const open = () => edge.status()[0].connections;
+    await waitFor(async () => open(), (n) => n === 0);
+    const clients: net.Socket[] = [];
+    const connect = async (opts: tls.ConnectionOptions) => {
+      const socket = tls.connect({ host: "127.0.0.1", port, servername: "limits.example.test", rejectUnauthorized: false, ...opts });
+      socket.on("error", () => {});
+      clients.push(socket);
+      await once(socket, "secureConnect");
+      return socket;
+    };
+    // Handshaken only; then a request over HTTP/1.1 and one over HTTP/2; then one that is still in its handshake.
+    for (let i = 0; i < 20; i++) await connect({});
+    const h1 = await connect({ ALPNProtocols: ["http/1.1"] });
+    h1.write("GET / HTTP/1.1\r\nHost: limits.example.test\r\n\r\n");
+    await once(h1, "data");
+    const h2 = http2.connect(`https://127.0.0.1:${port}`, { servername: "limits.example.test", rejectUnauthorized: false });
+    h2.on("error", () => {});
+    const stream = h2.request({ ":path": "/" });
+    stream.resume();
+    await once(stream, "end");
+    const raw = net.connect(port, "127.0.0.1");
+    raw.on("error", () => {});
+    await once(raw, "connect");
+    clients.push(raw);
+    await waitFor(async () => open(), (n) => n === 23);
+    for (const c of clients) c.destroy();
+    h2.destroy();
+    await waitFor(async () => open(), (n) => n === 0);
   });
 });
 

@@ -13,9 +13,10 @@ import { createSelfSignedCertificate } from "../pki/selfSigned";
 import { keyContext } from "../certificates";
 import { ListenerCounterStore, type ListenerCounts } from "../metrics/listener-counters";
 import { parseClientHello, type ClientHelloResult } from "./client-hello";
+import { alpnWire, nativeTls, type NativeServer, type TcpHandle, type TlsWrap } from "./native-tls";
 import { parseUpstream, proxyHttp2WebSocket, proxyRequest, proxyUpgrade, UpstreamPools, type ProxiedRequest, type ProxiedResponse, type Upstream } from "./proxy";
 import { listenForEdgeRevisions, readEdgeRevision, type RevisionListener } from "./revision";
-import { checkServedCertificates, isServedCheckConnection, periodicRotation, type CheckPlan } from "./served-check";
+import { checkServedCertificates, isServedCheckConnection, isServedCheckPeer, periodicRotation, servedChecksInFlight, type CheckPlan } from "./served-check";
 
 // The worker's edge role: runs every enabled listener from the database and serves, per TLS
 // handshake, the certificate mapped to the client's SNI name, over HTTP/2 or HTTP/1.1 as the client
@@ -51,11 +52,12 @@ export function resolveCertificateForSni(index: SniIndex, serverName: string | u
 type Running = {
   row: ListenersTable;
   upstream?: Upstream;
-  server: net.Server;
+  server: net.Server | NativeServer;
   httpServer: http.Server;
   h2Server?: http2.Http2Server;
   addressKey: string;
-  sockets: Set<net.Socket>;
+  /** Open client connections, destroyed when the edge stops. */
+  connections: Set<{ destroy(): void }>;
   /** This listener's traffic counters (kept across server restarts; flushed to listener_counters). */
   counts: ListenerCounts;
 };
@@ -69,6 +71,7 @@ const NOTIFIED_POLL_INTERVAL_MS = 5_000;
 const LOAD_BATCH = 500;
 // Offered to every client; the server's order wins, so clients that speak HTTP/2 get it.
 const ALPN_HTTP = ["h2", "http/1.1"];
+const ALPN_HTTP_WIRE = alpnWire(ALPN_HTTP);
 const ALPN_CHALLENGE = ["acme-tls/1"];
 
 export type EdgeOptions = {
@@ -80,6 +83,12 @@ export type EdgeOptions = {
   /** This worker's id in listener_counters (default: host, pid and start time). */
   workerId?: string;
   counterFlushIntervalMs?: number;
+  /** Terminate TLS with tls.TLSSocket even where Node's TLS stream can be used directly (native-tls.ts). */
+  portableTls?: boolean;
+  /** A client that has not completed its handshake within this is dropped (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** A client connection with no request in flight is closed after this (default 65 s). */
+  idleTimeoutMs?: number;
 };
 
 type CertRow = { id: string | null; chain_pem: string | null; sealed_key: string | null; fingerprint_sha256: string | null };
@@ -105,9 +114,16 @@ export class Edge {
   private deferredCheck?: { everything: Set<string>; rotate: boolean };
   /** Handshakes, errors, fallbacks, requests and upstream errors per listener, for /metrics. */
   readonly counters: ListenerCounterStore;
+  /** Whether connections are handed to Node's TLS stream directly (native-tls.ts) rather than to a tls.TLSSocket. */
+  readonly nativeTls: boolean;
+  readonly handshakeTimeoutMs: number;
+  readonly idleTimeoutMs: number;
 
   constructor(private readonly opts: EdgeOptions) {
     this.counters = new ListenerCounterStore(opts.db, opts.workerId, opts.log);
+    this.nativeTls = nativeTls !== undefined && !opts.portableTls;
+    this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
   }
 
   async start() {
@@ -145,7 +161,7 @@ export class Edge {
 
   /** Listeners this edge serves now, with their bound ports (for health output and tests). */
   status() {
-    return [...this.running.values()].map((r) => ({ id: r.row.id, name: r.row.name, address: r.addressKey }));
+    return [...this.running.values()].map((r) => ({ id: r.row.id, name: r.row.name, address: r.addressKey, connections: r.connections.size }));
   }
 
   /** Whether changes reach this edge by NOTIFY (PostgreSQL, connected) rather than by polling alone. */
@@ -320,12 +336,12 @@ export class Edge {
 
   /** True when the server is listening; a failure is recorded once per distinct reason. */
   private async openServer(row: ListenersTable): Promise<boolean> {
-    const sockets = new Set<net.Socket>();
+    const connections = new Set<{ destroy(): void }>();
     const httpServer = http.createServer();
-    httpServer.keepAliveTimeout = IDLE_TIMEOUT_MS;
-    let server: net.Server;
+    httpServer.keepAliveTimeout = this.idleTimeoutMs;
+    let server: net.Server | undefined;
     const counts = this.counters.for(row.id);
-    const running: Running = { row, upstream: upstreamOf(row), server: undefined as unknown as net.Server, httpServer, addressKey: addressKey(row), sockets, counts };
+    const running: Running = { row, upstream: upstreamOf(row), server: undefined as unknown as net.Server, httpServer, addressKey: addressKey(row), connections, counts };
     if (row.kind === "https") {
       httpServer.on("request", (req, res) => this.handleHttpsRequest(running, req, res));
       httpServer.on("upgrade", (req, socket, head) => {
@@ -337,12 +353,12 @@ export class Edge {
       // a client gets as many concurrent streams as nginx allows.
       // enableConnectProtocol: browsers open WebSockets on the HTTP/2 connection they already have (RFC 8441).
       const h2Server = http2.createServer({ settings: { maxConcurrentStreams: 128, enableConnectProtocol: true } });
-      h2Server.setTimeout(IDLE_TIMEOUT_MS);
+      h2Server.setTimeout(this.idleTimeoutMs);
       h2Server.on("request", (req, res) => this.handleHttpsRequest(running, req, res));
       h2Server.on("connect", (req, res) => this.handleHttp2Connect(running, req, res));
       h2Server.on("session", (session) => session.on("error", () => session.destroy()));
       running.h2Server = h2Server;
-      server = net.createServer({ noDelay: true }, (socket) => this.acceptTls(running, socket));
+      if (!this.nativeTls) server = net.createServer({ noDelay: true }, (socket) => this.acceptTls(running, socket));
     } else {
       httpServer.on("request", (req, res) => void this.handleHttpRequest(running, req, res));
       httpServer.on("upgrade", (req, socket, head) => {
@@ -353,17 +369,22 @@ export class Edge {
       });
       server = httpServer;
     }
-    (server as net.Server & { [kTracked]: Set<net.Socket> })[kTracked] = sockets;
-    server.on("connection", trackSocket);
-    running.server = server;
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen({ host: row.bind_address, port: row.port }, () => {
-          server.off("error", reject);
-          resolve();
+      if (server) {
+        const listening = server;
+        (listening as net.Server & { [kTracked]: Set<{ destroy(): void }> })[kTracked] = connections;
+        listening.on("connection", trackSocket);
+        running.server = listening;
+        await new Promise<void>((resolve, reject) => {
+          listening.once("error", reject);
+          listening.listen({ host: row.bind_address, port: row.port }, () => {
+            listening.off("error", reject);
+            resolve();
+          });
         });
-      });
+      } else {
+        running.server = nativeTls!.listen(row.bind_address, row.port, (handle) => new NativeConnection(this, running, handle as NativeHandle));
+      }
       this.running.set(row.id, running);
       if (this.bindFailures.delete(row.id)) {
         await recordEvent(this.opts.db, { type: "listener.bound", listenerId: row.id, message: `listener "${row.name}" now listens on ${row.bind_address}:${row.port}` });
@@ -394,16 +415,17 @@ export class Edge {
   private closeServer(running: Running, dropConnections: boolean): Promise<void> {
     return new Promise((resolve) => {
       running.server.close(() => resolve());
-      if (dropConnections) for (const s of running.sockets) s.destroy();
+      if (dropConnections) for (const c of running.connections) c.destroy();
       else resolve();
     });
   }
 
+  /** With net.Server and tls.TLSSocket, where Node's TLS stream cannot be used directly (native-tls.ts). */
   private acceptTls(running: Running, socket: net.Socket) {
     // Per-connection state lives on the socket and the handlers are shared functions, so that a connection
     // allocates no closures: there are thousands a second.
     const pending = socket as PendingSocket;
-    pending[kPending] = { edge: this, running, received: undefined, current: socket, timer: setTimeout(destroyStalled, HANDSHAKE_TIMEOUT_MS, pending) };
+    pending[kPending] = { edge: this, running, received: undefined, current: socket, timer: setTimeout(destroyStalled, this.handshakeTimeoutMs, pending), counted: false, secured: false };
     socket.on("error", ignoreError);
     socket.on("data", onClientHelloData);
   }
@@ -424,9 +446,66 @@ export class Edge {
       void this.challengeHandshake(socket, hello.serverName);
       return;
     }
-    const tlsSocket = this.handshake(state.running, socket, hello.serverName, state.timer);
-    if (tlsSocket) state.current = tlsSocket;
-    else clearTimeout(state.timer);
+    // The edge's own served-certificate checks are not traffic: they are left out of the counters.
+    state.counted = !isServedCheckConnection(socket);
+    const choice = this.chooseCertificate(state.running, hello.serverName, state.counted);
+    if (!choice) {
+      clearTimeout(state.timer);
+      socket.destroy();
+      return;
+    }
+    const tlsSocket = new tls.TLSSocket(socket, { isServer: true, secureContext: choice.entry.context, ALPNProtocols: ALPN_HTTP }) as SecuringSocket;
+    tlsSocket[kSecuring] = state;
+    tlsSocket.disableRenegotiation(); // as natively (onNativeHandshakeStart)
+    tlsSocket.on("error", destroyOnError);
+    tlsSocket.on("close", clearHandshakeTimer);
+    tlsSocket.once("secure", onSecure); // a TLS 1.2 renegotiation must not hand the socket over twice
+    state.current = tlsSocket;
+  }
+
+  /** The native path's twin of clientHello (called by onNativeHelloRead). */
+  nativeClientHello(conn: NativeConnection, hello: ClientHelloResult) {
+    if (hello.status !== "ok") {
+      conn.running.counts.handshakeErrors++; // not a TLS ClientHello, or a malformed one
+      conn.destroy();
+      return;
+    }
+    const received = conn.received!;
+    conn.received = undefined;
+    if (hello.alpnProtocols.includes("acme-tls/1")) {
+      // Rare: a TLS-ALPN-01 validation gets a TCP socket and a tls.TLSSocket, as on the portable path.
+      clearTimeout(conn.timer);
+      const socket = new net.Socket({ handle: conn.handle, pauseOnCreate: true, readable: true, writable: true } as net.SocketConstructorOpts);
+      conn.own(socket);
+      socket.on("error", ignoreError);
+      socket.unshift(received);
+      void this.challengeHandshake(socket, hello.serverName);
+      return;
+    }
+    if (servedChecksInFlight()) {
+      const peer = nativeTls!.peer(conn.handle);
+      conn.counted = !isServedCheckPeer(peer.address, peer.port);
+    } else {
+      conn.counted = true;
+    }
+    const choice = this.chooseCertificate(conn.running, hello.serverName, conn.counted);
+    if (!choice) conn.destroy();
+    else conn.startTls(choice.entry.context, received);
+  }
+
+  /** The certificate for this name (undefined when the handshake is refused), counted and noted. */
+  private chooseCertificate(running: Running, serverName: string | undefined, counted: boolean): SniChoice | undefined {
+    const index = this.indexes.get(running.row.id);
+    const choice = index ? resolveCertificateForSni(index, serverName) : undefined;
+    if (!choice) {
+      if (counted) running.counts.handshakeErrors++; // fallback policy "refuse", and nothing matched
+      return undefined;
+    }
+    if (choice.via === "fallback") {
+      if (counted) running.counts.fallbackServed++;
+      this.noteFallback(running.row, serverName);
+    }
+    return choice;
   }
 
   private async challengeHandshake(socket: net.Socket, serverName: string | undefined) {
@@ -435,29 +514,6 @@ export class Edge {
     const challengeSocket = new tls.TLSSocket(socket, { isServer: true, secureContext: context, ALPNProtocols: ALPN_CHALLENGE });
     challengeSocket.on("error", () => challengeSocket.destroy());
     challengeSocket.on("secure", () => challengeSocket.end());
-  }
-
-  /** Starts the TLS handshake with the certificate for this name; undefined when the handshake is refused. */
-  private handshake(running: Running, socket: net.Socket, serverName: string | undefined, timer: NodeJS.Timeout): tls.TLSSocket | undefined {
-    const index = this.indexes.get(running.row.id);
-    const choice = index ? resolveCertificateForSni(index, serverName) : undefined;
-    // The edge's own served-certificate checks are not traffic: they are left out of the counters.
-    const counted = !isServedCheckConnection(socket);
-    if (!choice) {
-      if (counted) running.counts.handshakeErrors++;
-      socket.destroy(); // fallback policy "refuse", and nothing matched
-      return undefined;
-    }
-    if (choice.via === "fallback") {
-      if (counted) running.counts.fallbackServed++;
-      this.noteFallback(running.row, serverName);
-    }
-    const tlsSocket = new tls.TLSSocket(socket, { isServer: true, secureContext: choice.entry.context, ALPNProtocols: ALPN_HTTP }) as SecuringSocket;
-    tlsSocket[kSecuring] = { running, timer, counted, secured: false };
-    tlsSocket.on("error", destroyOnError);
-    tlsSocket.on("close", clearHandshakeTimer);
-    tlsSocket.once("secure", onSecure); // a TLS 1.2 renegotiation must not hand the socket over twice
-    return tlsSocket;
   }
 
   private async challengeContext(serverName: string): Promise<tls.SecureContext | undefined> {
@@ -592,10 +648,11 @@ export class Edge {
 const kPending = Symbol("portcullis.pendingHandshake");
 const kSecuring = Symbol("portcullis.securing");
 const kTracked = Symbol("portcullis.trackedIn");
-type PendingHandshake = { edge: Edge; running: Running; received: Buffer | undefined; current: net.Socket; timer: NodeJS.Timeout };
+/** One connection from accept to the hand-over of its decrypted stream to the HTTP/1.1 or HTTP/2 server. */
+type PendingHandshake = { edge: Edge; running: Running; received: Buffer | undefined; current: net.Socket; timer: NodeJS.Timeout; counted: boolean; secured: boolean };
 type PendingSocket = net.Socket & { [kPending]: PendingHandshake };
-// secureConnecting is TLSSocket's own flag, missing from its type.
-type SecuringSocket = tls.TLSSocket & { secureConnecting: boolean; [kSecuring]: { running: Running; timer: NodeJS.Timeout; counted: boolean; secured: boolean } };
+// secureConnecting and _releaseControl are TLSSocket's own, missing from its type.
+type SecuringSocket = tls.TLSSocket & { secureConnecting: boolean; _releaseControl(): boolean; [kSecuring]: PendingHandshake };
 
 function onClientHelloData(this: PendingSocket, chunk: Buffer) {
   const state = this[kPending];
@@ -626,8 +683,10 @@ function onSecure(this: SecuringSocket) {
   securing.secured = true;
   if (securing.counted) running.counts.handshakes++;
   clearTimeout(timer);
-  // tls.Server clears this before 'secureConnection'; an HTTP/2 session waits for it to be cleared.
+  // tls.Server does both before 'secureConnection': an HTTP/2 session waits for secureConnecting to be cleared,
+  // and a TLS error (a refused renegotiation, a bad record) is emitted as 'error' only once control is released.
   this.secureConnecting = false;
+  this._releaseControl();
   if (this.alpnProtocol === "h2" && running.h2Server) running.h2Server.emit("connection", this);
   else running.httpServer.emit("connection", this);
 }
@@ -639,19 +698,187 @@ function clearHandshakeTimer(this: SecuringSocket) {
   if (!securing.secured && securing.counted) securing.running.counts.handshakeErrors++;
 }
 
-function trackSocket(this: { [kTracked]: Set<net.Socket> }, socket: net.Socket) {
+// ---------------------------------------------------------------------------------------------
+// Native TLS (native-tls.ts): the connection is a libuv TCP handle with Node's TLS stream on it, and
+// becomes a net.Socket (over the TLS stream) only when the client's first request arrives.
+
+const kConnection = Symbol("portcullis.nativeConnection");
+type NativeHandle = TcpHandle & { [kConnection]: NativeConnection };
+type NativeTlsWrap = TlsWrap & { [kConnection]: NativeConnection };
+type OwningSocket = net.Socket & { [kConnection]: NativeConnection };
+/** The decrypted stream as a net.Socket, with what the HTTP servers read of a TLSSocket. */
+type PlaintextSocket = OwningSocket & { ssl: TlsWrap | null; encrypted: true; alpnProtocol: string | false };
+
+/** One accepted connection, from its ClientHello until a JavaScript socket owns it (or it closes). */
+class NativeConnection {
+  received: Buffer | undefined = undefined;
+  /** False for the edge's own served-certificate checks, which are not traffic. */
+  counted = false;
+  ssl: NativeTlsWrap | undefined = undefined;
+  /** When the handshake completed (ms), 0 before. */
+  securedAt = 0;
+  /** The socket that owns the handle once there is one: the decrypted stream, or a TLS-ALPN-01 validation's TCP socket. */
+  socket: OwningSocket | undefined = undefined;
+  closed = false;
+  /** The handshake's time limit, then the first request's. */
+  timer: NodeJS.Timeout;
+
+  constructor(
+    readonly edge: Edge,
+    readonly running: Running,
+    readonly handle: NativeHandle,
+  ) {
+    handle[kConnection] = this;
+    running.connections.add(this);
+    this.timer = setTimeout(onNativeTimer, edge.handshakeTimeoutMs, this);
+    handle.setNoDelay(true);
+    handle.onread = onNativeHelloRead;
+    handle.readStart();
+  }
+
+  startTls(context: tls.SecureContext, clientHello: Buffer) {
+    const ssl = nativeTls!.wrap(this.handle, context) as NativeTlsWrap;
+    ssl[kConnection] = this;
+    this.ssl = ssl;
+    ssl.onhandshakestart = onNativeHandshakeStart;
+    ssl.onhandshakedone = onNativeHandshakeDone;
+    ssl.onerror = onNativeError;
+    ssl.onread = onNativeFirstRead;
+    ssl.onclienthello = ssl.oncertcb = ssl.onnewsession = ssl.onkeylog = noop; // called only when enabled
+    ssl.setALPNProtocols(ALPN_HTTP_WIRE);
+    ssl.receive(clientHello);
+    if (!this.closed) ssl.readStart();
+  }
+
+  /** A socket now owns the handle: destroying the connection destroys it, and its close ends the connection. */
+  own(socket: net.Socket) {
+    const owning = socket as OwningSocket;
+    owning[kConnection] = this;
+    this.socket = owning;
+    owning.on("close", onOwnerClose);
+  }
+
+  destroy() {
+    if (this.closed) return;
+    if (this.socket) {
+      this.socket.destroy(); // its close event ends the connection (onOwnerClose)
+      return;
+    }
+    this.ended();
+    // The TLS state is freed once the handle has closed: never from inside OpenSSL's own callbacks.
+    this.handle.close(onNativeHandleClose);
+  }
+
+  ended() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    // A handshake that started and never completed (an error, an alert, a timeout) counts as failed.
+    if (this.ssl && !this.securedAt && this.counted) this.running.counts.handshakeErrors++;
+    this.running.connections.delete(this);
+  }
+}
+
+function onNativeHelloRead(this: NativeHandle, arrayBuffer: ArrayBuffer) {
+  const conn = this[kConnection];
+  const chunk = nativeTls!.readResult(arrayBuffer);
+  if (chunk === undefined) return;
+  if (chunk === null) {
+    if (conn.received) conn.running.counts.handshakeErrors++; // went away in the middle of its ClientHello
+    conn.destroy();
+    return;
+  }
+  // Almost always the whole ClientHello comes in the first read: no copy then.
+  conn.received = conn.received ? Buffer.concat([conn.received, chunk]) : chunk;
+  const hello = parseClientHello(conn.received);
+  if (hello.status === "incomplete" && conn.received.length < 70_000) return;
+  this.readStop();
+  conn.edge.nativeClientHello(conn, hello);
+}
+
+/**
+ * The handshake's time is up (a stall anywhere in it, ClientHello included), or, once secured, the wait
+ * for the first request, which may last as long as an idle keep-alive connection.
+ */
+function onNativeTimer(conn: NativeConnection) {
+  if (conn.securedAt) {
+    const idle = Date.now() - conn.securedAt;
+    const { idleTimeoutMs } = conn.edge;
+    if (idle < idleTimeoutMs) {
+      conn.timer = setTimeout(onNativeTimer, idleTimeoutMs - idle, conn);
+      return;
+    }
+  } else if (!conn.ssl && conn.received) {
+    conn.running.counts.handshakeErrors++; // a partial ClientHello; one that never sent a byte is not a handshake
+  }
+  conn.destroy();
+}
+
+/** A TLS 1.2 client that asks to renegotiate is disconnected, as nginx does (TLS 1.3 has no renegotiation). */
+function onNativeHandshakeStart(this: NativeTlsWrap) {
+  const conn = this[kConnection];
+  if (conn.securedAt && this.getProtocol() !== "TLSv1.3") conn.destroy();
+}
+
+function onNativeHandshakeDone(this: NativeTlsWrap) {
+  const conn = this[kConnection];
+  if (conn.securedAt) return;
+  conn.securedAt = Date.now();
+  if (conn.counted) conn.running.counts.handshakes++;
+  // The timer runs on: it now limits the wait for the first request (onNativeTimer).
+}
+
+function onNativeError(this: NativeTlsWrap) {
+  this[kConnection].destroy();
+}
+
+/** The first decrypted bytes: the connection becomes a socket for the HTTP/1.1 or HTTP/2 server, with them unread. */
+function onNativeFirstRead(this: NativeTlsWrap, arrayBuffer: ArrayBuffer) {
+  const conn = this[kConnection];
+  const chunk = nativeTls!.readResult(arrayBuffer);
+  if (chunk === undefined) return;
+  if (chunk === null) {
+    conn.destroy(); // closed, or an error, before any request
+    return;
+  }
+  this.readStop();
+  clearTimeout(conn.timer);
+  // Its handle is the TLS stream (reading restarts in the constructor); the TLS stream's close (TLSWrap.prototype.close
+  // in lib/_tls_wrap.js) closes the TCP handle and frees the TLS state of its owner's .ssl.
+  const plain = new net.Socket({ handle: this } as net.SocketConstructorOpts) as PlaintextSocket;
+  plain.ssl = this;
+  plain.encrypted = true;
+  plain.alpnProtocol = this.getALPNNegotiatedProtocol() || false;
+  plain.on("error", destroyOnError);
+  conn.own(plain);
+  plain.unshift(chunk);
+  const { running } = conn;
+  if (plain.alpnProtocol === "h2" && running.h2Server) running.h2Server.emit("connection", plain);
+  else running.httpServer.emit("connection", plain);
+}
+
+function onOwnerClose(this: OwningSocket) {
+  this[kConnection].ended();
+}
+
+function onNativeHandleClose(this: NativeHandle) {
+  this[kConnection].ssl?.destroySSL();
+}
+
+function noop() {}
+
+function trackSocket(this: { [kTracked]: Set<{ destroy(): void }> }, socket: net.Socket) {
   const sockets = this[kTracked];
   sockets.add(socket);
-  (socket as net.Socket & { [kTracked]: Set<net.Socket> })[kTracked] = sockets;
+  (socket as net.Socket & { [kTracked]: Set<{ destroy(): void }> })[kTracked] = sockets;
   socket.on("close", untrackSocket);
 }
 
-function untrackSocket(this: net.Socket & { [kTracked]: Set<net.Socket> }) {
+function untrackSocket(this: net.Socket & { [kTracked]: Set<{ destroy(): void }> }) {
   this[kTracked].delete(this);
 }
 
 function ignoreError() {}
-function destroyOnError(this: tls.TLSSocket) {
+function destroyOnError(this: net.Socket) {
   this.destroy();
 }
 

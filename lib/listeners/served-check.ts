@@ -22,10 +22,16 @@ const checkConnections = new Set<string>();
 
 /** Whether a connection the edge accepted is one of this process's own served-certificate checks. */
 export function isServedCheckConnection(socket: net.Socket): boolean {
-  if (checkConnections.size === 0) return false;
-  const address = socket.remoteAddress ?? "";
+  return servedChecksInFlight() && isServedCheckPeer(socket.remoteAddress, socket.remotePort);
+}
+
+/** Whether any check is connected now: when none is, no connection is one (and its peer need not be read). */
+export const servedChecksInFlight = () => checkConnections.size > 0;
+
+/** Whether a connection from this address and port is one of this process's own served-certificate checks. */
+export function isServedCheckPeer(address = "", port: number | undefined): boolean {
   // A listener on "::" sees the check's 127.0.0.1 as ::ffff:127.0.0.1.
-  return checkConnections.has(`${address.startsWith("::ffff:") ? address.slice(7) : address}:${socket.remotePort}`);
+  return checkConnections.has(`${address.startsWith("::ffff:") ? address.slice(7) : address}:${port}`);
 }
 
 export function fetchServedCertificate(host: string, port: number, servername: string, timeoutMs = 5000): Promise<ServedCertificate> {
