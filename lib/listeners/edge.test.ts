@@ -770,6 +770,51 @@ describe.each([{ portableTls: false }, { portableTls: true }])("the edge's time 
     expect(await closedAfter(busy)).toBeLessThan(2000);
   });
 
+  it("survives mangled ClientHellos and garbage after a handshake, and still serves", async () => {
+    // A real ClientHello, caught by a plain TCP server.
+    const catcher = net.createServer();
+    await new Promise<void>((r) => catcher.listen(0, "127.0.0.1", r));
+    const caught = new Promise<Buffer>((resolve) => catcher.once("connection", (socket: net.Socket) => socket.once("data", (d: Buffer) => (socket.destroy(), resolve(d)))));
+    const probe = tls.connect({ host: "127.0.0.1", port: (catcher.address() as net.AddressInfo).port, servername: "limits.example.test", ALPNProtocols: ["h2", "http/1.1"] });
+    probe.on("error", () => {});
+    const hello = await caught;
+    probe.destroy();
+    catcher.close();
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const send = (bytes: Buffer) =>
+      new Promise<void>((resolve) => {
+        const socket = net.connect(port, "127.0.0.1", () => socket.end(bytes));
+        socket.on("error", () => resolve());
+        socket.on("close", () => resolve());
+        socket.resume();
+        setTimeout(() => socket.destroy(), 1000);
+      });
+    for (let batch = 0; batch < 10; batch++) {
+      await Promise.all(
+        Array.from({ length: 30 }, () => {
+          const bytes = Buffer.from(hello);
+          for (let i = 0, n = 1 + Math.floor(random() * 4); i < n; i++) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
+          return send(random() < 0.2 ? bytes.subarray(0, Math.floor(random() * bytes.length)) : bytes);
+        }),
+      );
+    }
+    // Records that do not decrypt, after a completed handshake.
+    for (let i = 0; i < 5; i++) {
+      const raw = net.connect(port, "127.0.0.1");
+      raw.on("error", () => {});
+      const socket = tls.connect({ socket: raw, servername: "limits.example.test", rejectUnauthorized: false });
+      socket.on("error", () => {});
+      await once(socket, "secureConnect");
+      const closed = once(raw, "close");
+      raw.write(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x20]), crypto.randomBytes(32)]));
+      await closed;
+    }
+    const res = await httpsGet(port, "limits.example.test");
+    expect(res.status).toBe(200);
+    await waitFor(async () => edge.status()[0].connections, (n) => n === 0);
+  });
+
   it("lets go of every connection once it has closed, in each of its stages", async () => {
     const open = () => edge.status()[0].connections;
     await waitFor(async () => open(), (n) => n === 0);
