@@ -654,12 +654,21 @@ type PendingSocket = net.Socket & { [kPending]: PendingHandshake };
 // secureConnecting and _releaseControl are TLSSocket's own, missing from its type.
 type SecuringSocket = tls.TLSSocket & { secureConnecting: boolean; _releaseControl(): boolean; [kSecuring]: PendingHandshake };
 
-function onClientHelloData(this: PendingSocket, chunk: Buffer) {
-  const state = this[kPending];
-  // Almost always the whole ClientHello comes in the first chunk: no copy then.
+/**
+ * Adds a read to the bytes received so far: the parsed ClientHello once it is whole (or malformed, or past any
+ * real ClientHello's size), undefined while more is needed. Both TLS paths read it this way.
+ */
+function takeClientHelloBytes(state: { received: Buffer | undefined }, chunk: Buffer): ClientHelloResult | undefined {
+  // Almost always the whole ClientHello comes in the first read: no copy then.
   state.received = state.received ? Buffer.concat([state.received, chunk]) : chunk;
   const hello = parseClientHello(state.received);
-  if (hello.status === "incomplete" && state.received.length < 70_000) return;
+  return hello.status === "incomplete" && state.received.length < 70_000 ? undefined : hello;
+}
+
+function onClientHelloData(this: PendingSocket, chunk: Buffer) {
+  const state = this[kPending];
+  const hello = takeClientHelloBytes(state, chunk);
+  if (!hello) return;
   this.off("data", onClientHelloData);
   state.edge.clientHello(this, state, hello);
 }
@@ -787,10 +796,8 @@ function onNativeHelloRead(this: NativeHandle, arrayBuffer: ArrayBuffer) {
     conn.destroy();
     return;
   }
-  // Almost always the whole ClientHello comes in the first read: no copy then.
-  conn.received = conn.received ? Buffer.concat([conn.received, chunk]) : chunk;
-  const hello = parseClientHello(conn.received);
-  if (hello.status === "incomplete" && conn.received.length < 70_000) return;
+  const hello = takeClientHelloBytes(conn, chunk);
+  if (!hello) return;
   this.readStop();
   conn.edge.nativeClientHello(conn, hello);
 }
