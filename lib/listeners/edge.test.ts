@@ -64,11 +64,13 @@ function h2Request(
   servername: string,
   headers: http2.OutgoingHttpHeaders,
   body?: string,
+  requestTrailers?: http2.OutgoingHttpHeaders,
 ): Promise<{ alpn: string | false | undefined; fingerprint?: string; headers: http2.IncomingHttpHeaders; body: string; trailers: http2.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(`https://127.0.0.1:${port}`, { servername, rejectUnauthorized: false });
     session.on("error", reject);
-    const stream = session.request({ ":authority": servername, ...headers }, { endStream: body === undefined });
+    const stream = session.request({ ":authority": servername, ...headers }, { endStream: body === undefined, waitForTrailers: requestTrailers !== undefined });
+    if (requestTrailers) stream.on("wantTrailers", () => stream.sendTrailers(requestTrailers));
     let responseHeaders: http2.IncomingHttpHeaders = {};
     let trailers: http2.IncomingHttpHeaders = {};
     let data = "";
@@ -135,7 +137,7 @@ describe.each(EDGE_VARIANTS)("the edge on $kind (tls.TLSSocket: $portableTls)", 
           return;
         }
         res.setHeader("Content-Type", "application/json");
-        res.end(JSON.stringify({ path: req.url, method: req.method, headers: req.headers, body }));
+        res.end(JSON.stringify({ path: req.url, method: req.method, headers: req.headers, body, trailers: req.trailers }));
       });
     });
     upstream.on("connection", () => upstreamConnections++);
@@ -342,20 +344,21 @@ describe.each(EDGE_VARIANTS)("the edge on $kind (tls.TLSSocket: $portableTls)", 
     session.destroy();
   });
 
-  it("forwards HTTP/1.1 bodies and end-to-end headers; hop-by-hop ones, and those Connection names, stay on this hop", async () => {
+  it("forwards HTTP/1.1 bodies, their trailers and end-to-end headers; hop-by-hop ones, and those Connection names, stay on this hop", async () => {
     const socket = tls.connect({ host: "127.0.0.1", port: httpsPort, servername: "a.example.test", rejectUnauthorized: false });
     await new Promise((r) => socket.once("secureConnect", r));
     socket.write(
       "POST /form HTTP/1.1\r\nHost: a.example.test\r\nConnection: keep-alive, X-Hop-Secret\r\nX-Hop-Secret: 1\r\nKeep-Alive: timeout=5\r\n" +
         "TE: trailers\r\nX-Forwarded-For: 198.51.100.1\r\nX-Forwarded-For: 198.51.100.2\r\nX-Custom: kept\r\nTransfer-Encoding: chunked\r\n\r\n" +
-        "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        "5\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: sha256-h1\r\nKeep-Alive: timeout=1\r\n\r\n",
     );
     let received = "";
     socket.on("data", (d) => (received += d));
     await waitFor(async () => received, (r) => r.includes("\r\n\r\n") && r.trimEnd().endsWith("}"));
     socket.destroy();
-    const seen = JSON.parse(received.slice(received.indexOf("{"))) as { method: string; body: string; headers: Record<string, string> };
+    const seen = JSON.parse(received.slice(received.indexOf("{"))) as { method: string; body: string; headers: Record<string, string>; trailers: Record<string, string> };
     expect(seen).toMatchObject({ method: "POST", body: "hello world" });
+    expect(seen.trailers).toEqual({ "x-checksum": "sha256-h1" });
     expect(seen.headers).toMatchObject({ host: "a.example.test", "x-custom": "kept", "x-forwarded-for": "198.51.100.1, 198.51.100.2, 127.0.0.1" });
     for (const name of ["x-hop-secret", "keep-alive", "te"]) expect(seen.headers[name], name).toBeUndefined();
   });
@@ -379,13 +382,14 @@ describe.each(EDGE_VARIANTS)("the edge on $kind (tls.TLSSocket: $portableTls)", 
       "a.example.test",
       { ":method": "POST", ":path": "/h2?x=1", "content-type": "text/plain", "x-forwarded-for": "203.0.113.9", "x-forwarded-host": "spoofed.example" },
       "hello over h2",
+      { "x-checksum": "sha256-h2" },
     );
     expect(res.alpn).toBe("h2");
     expect(res.fingerprint).toBe(certs.exact.fingerprintSha256);
     expect(res.headers[":status"]).toBe(200);
     expect(res.headers["content-type"]).toBe("application/json");
-    const seen = JSON.parse(res.body) as { path: string; method: string; body: string; headers: Record<string, string> };
-    expect(seen).toMatchObject({ path: "/h2?x=1", method: "POST", body: "hello over h2" });
+    const seen = JSON.parse(res.body) as { path: string; method: string; body: string; headers: Record<string, string>; trailers: Record<string, string> };
+    expect(seen).toMatchObject({ path: "/h2?x=1", method: "POST", body: "hello over h2", trailers: { "x-checksum": "sha256-h2" } });
     expect(seen.headers).toMatchObject({
       host: "a.example.test",
       "content-type": "text/plain",

@@ -5,11 +5,10 @@ import https from "node:https";
 import net from "node:net";
 import tls from "node:tls";
 import type { Duplex } from "node:stream";
-import { Pool, type Dispatcher } from "undici";
+import { UpstreamPool, type UpstreamControl, type UpstreamHandler } from "./upstream";
 
 // The reverse proxy: requests from HTTP/1.1 and HTTP/2 clients go to the upstream over HTTP/1.1 through
-// undici's keep-alive connection pools (about 1.7× the requests per CPU-second of node:http's Agent, measured
-// side by side), with X-Forwarded-*, streamed bodies both ways, response trailers, a plain 502 page when the
+// keep-alive connection pools on Node's own HTTP parser (./upstream.ts), with X-Forwarded-*, streamed bodies both ways, response trailers, a plain 502 page when the
 // upstream is down, 103 Early Hints passed on, WebSocket (and any other HTTP/1.1) upgrades spliced over raw
 // sockets, and WebSockets over HTTP/2 (RFC 8441) turned into HTTP/1.1 upgrades towards the upstream.
 
@@ -19,16 +18,27 @@ export type ProxiedResponse = http.ServerResponse | http2.Http2ServerResponse;
 export type UpstreamErrorCount = { upstreamErrors: number };
 
 /** A listener's upstream URL, parsed once per reload rather than once per request. */
-export type Upstream = { url: URL; origin: string; basePath: string; secure: boolean; port: number };
+export type Upstream = {
+  url: URL;
+  origin: string;
+  basePath: string;
+  secure: boolean;
+  port: number;
+  /** The host to connect to: an IPv6 address without its brackets. */
+  hostname: string;
+  /** The Host header for a request that came without one. */
+  host: string;
+};
 
 export function parseUpstream(raw: string): Upstream {
   const url = new URL(raw);
   const secure = url.protocol === "https:";
-  return { url, origin: url.origin, basePath: url.pathname.replace(/\/$/, ""), secure, port: Number(url.port || (secure ? 443 : 80)) };
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  return { url, origin: url.origin, basePath: url.pathname.replace(/\/$/, ""), secure, port: Number(url.port || (secure ? 443 : 80)), hostname, host: url.host };
 }
 
 // Connection-specific headers (RFC 9110 §7.6.1), which a proxy must not forward, plus Expect, which the
-// edge has already answered (Node sends "100 Continue" itself) and undici refuses to send.
+// edge has already answered (Node sends "100 Continue" itself): the upstream would answer it a second time.
 const REQUEST_HOP_BY_HOP = new Set([
   "connection",
   "keep-alive",
@@ -50,17 +60,12 @@ const UPSTREAM_TIMEOUT_MS = 60_000;
 
 /** One keep-alive pool per upstream origin, shared by every listener that proxies to it. */
 export class UpstreamPools {
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, UpstreamPool>();
 
-  get(upstream: Upstream): Pool {
+  get(upstream: Upstream): UpstreamPool {
     let pool = this.pools.get(upstream.origin);
     if (!pool) {
-      pool = new Pool(upstream.origin, {
-        connections: 256,
-        headersTimeout: UPSTREAM_TIMEOUT_MS,
-        bodyTimeout: UPSTREAM_TIMEOUT_MS,
-        connect: { timeout: 10_000 },
-      });
+      pool = new UpstreamPool(upstream);
       this.pools.set(upstream.origin, pool);
     }
     return pool;
@@ -71,14 +76,14 @@ export class UpstreamPools {
     for (const [origin, pool] of this.pools) {
       if (origins.has(origin)) continue;
       this.pools.delete(origin);
-      pool.close().catch(() => {});
+      pool.close();
     }
   }
 
   async destroy() {
     const pools = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
+    for (const pool of pools) pool.destroy();
   }
 }
 
@@ -94,7 +99,7 @@ type Outbound = { headers: string[]; body: boolean };
 const connectionTokens = (value: string) => new Set(value.split(",").map((t) => t.trim().toLowerCase()));
 
 /**
- * What goes upstream for an HTTP/1.1 request: its end-to-end headers and ours, as undici's flat
+ * What goes upstream for an HTTP/1.1 request: its end-to-end headers and ours, as a flat
  * [name, value, …] list, and whether a body follows. One pass over rawHeaders: reading req.headers would
  * build a second copy of them for every request.
  */
@@ -148,12 +153,44 @@ function fromHttp2(req: http2.Http2ServerRequest, proto: "http" | "https"): Outb
   return { headers, body };
 }
 
-/** Removes a response's connection-specific headers, in place: undici hands each response its own object. */
+/** Removes a response's connection-specific headers, in place (the WebSocket path's node:http response). */
 function withoutHopByHop(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
   const listed = headers.connection;
   if (listed) for (const token of String(listed).split(",")) delete headers[token.trim().toLowerCase()];
   for (const name of RESPONSE_HOP_BY_HOP) if (name in headers) delete headers[name];
   return headers;
+}
+
+/**
+ * A response's end-to-end headers from the upstream's flat [name, value, …] list, in its spelling: the
+ * connection-specific ones, and those its Connection header names, stay on this hop.
+ */
+function endToEnd(raw: string[]): string[] {
+  const out: string[] = [];
+  let listed: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    if (name === "connection") listed = listed ? `${listed},${raw[i + 1]}` : raw[i + 1];
+    else if (!RESPONSE_HOP_BY_HOP.has(name)) out.push(raw[i], raw[i + 1]);
+  }
+  if (listed === undefined) return out;
+  const tokens = connectionTokens(listed);
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) if (!tokens.has(out[i].toLowerCase())) kept.push(out[i], out[i + 1]);
+  return kept;
+}
+
+/** A flat header list as an object with lower-case names, repeated ones as arrays (for HTTP/2, hints and trailers). */
+function headerObject(flat: string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i].toLowerCase();
+    const prior = out[name];
+    if (prior === undefined) out[name] = flat[i + 1];
+    else if (Array.isArray(prior)) prior.push(flat[i + 1]);
+    else out[name] = [prior, flat[i + 1]];
+  }
+  return out;
 }
 
 export function badGatewayPage(upstream: URL, reason: string) {
@@ -167,9 +204,10 @@ const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt
 function describeUpstreamError(err: Error & { code?: string; cause?: unknown }): string {
   const code = err.code ?? (err.cause as { code?: string } | undefined)?.code;
   if (code === "ECONNREFUSED") return "the connection was refused (is it running?)";
-  if (code === "ETIMEDOUT" || code === "UND_ERR_CONNECT_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") return "it did not answer in time";
+  if (code === "ETIMEDOUT") return err.message.startsWith("it ") ? err.message : "it did not answer in time";
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "its host name does not resolve";
-  if (code === "ECONNRESET" || code === "UND_ERR_SOCKET" || code === "EPIPE") return "it closed the connection";
+  if (code === "ECONNRESET" || code === "EPIPE") return "it closed the connection";
+  if (code === "EBADHTTP") return err.message;
   return code ?? err.message;
 }
 
@@ -186,9 +224,9 @@ function sendBadGateway(res: ProxiedResponse, upstream: Upstream, err: Error) {
 const kExchange = Symbol("portcullis.exchange");
 type ResponseWithExchange = ProxiedResponse & { [kExchange]?: Exchange };
 
-/** One request in flight: undici's handler, on its prototype so that a request allocates no closures. */
-class Exchange implements Dispatcher.DispatchHandler {
-  controller?: Dispatcher.DispatchController;
+/** One request in flight: the upstream pool's handler, on its prototype so that a request allocates no closures. */
+class Exchange implements UpstreamHandler {
+  control?: UpstreamControl;
   clientGone = false;
 
   constructor(
@@ -198,46 +236,48 @@ class Exchange implements Dispatcher.DispatchHandler {
     readonly counts: UpstreamErrorCount | undefined,
   ) {}
 
-  onRequestStart(controller: Dispatcher.DispatchController) {
-    this.controller = controller;
-    if (this.clientGone) controller.abort(new Error("the client went away"));
+  onStart(control: UpstreamControl) {
+    this.control = control;
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: http.IncomingHttpHeaders, statusMessage?: string) {
-    if (statusCode < 200) {
-      // 103 Early Hints goes on to the client (Node checks its Link header); 100 Continue was the edge's
-      // own to send, and other 1xx codes have no meaning past this hop.
-      if (statusCode === 103 && headers.link && !this.res.headersSent) {
-        try {
-          this.res.writeEarlyHints(withoutHopByHop(headers) as Record<string, string | string[]>);
-        } catch {
-          // a Link header Node will not send: the hints are an optimisation, the final response still comes
-        }
-      }
-      return;
-    }
+  onInformational(statusCode: number, raw: string[]) {
+    // 103 Early Hints goes on to the client (Node checks its Link header); 100 Continue was the edge's
+    // own to send, and other 1xx codes have no meaning past this hop.
+    if (statusCode !== 103 || this.res.headersSent) return;
+    const hints = headerObject(endToEnd(raw));
+    if (!hints.link) return;
     try {
-      const outgoing = withoutHopByHop(headers);
-      if (this.http2Client) (this.res as http2.Http2ServerResponse).writeHead(statusCode, outgoing);
-      else (this.res as http.ServerResponse).writeHead(statusCode, statusMessage || undefined, outgoing);
-    } catch (err) {
-      controller.abort(err as Error);
+      this.res.writeEarlyHints(hints);
+    } catch {
+      // a Link header Node will not send: the hints are an optimisation, the final response still comes
     }
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer) {
-    // Both response types write a Buffer the same way; TypeScript cannot call through their union.
-    if ((this.res as http.ServerResponse).write(chunk)) return;
-    controller.pause();
-    this.res.once("drain", onResponseDrain);
+  onHead(statusCode: number, statusMessage: string, raw: string[]) {
+    try {
+      const headers = endToEnd(raw);
+      if (this.http2Client) (this.res as http2.Http2ServerResponse).writeHead(statusCode, headerObject(headers));
+      else (this.res as http.ServerResponse).writeHead(statusCode, statusMessage || undefined, headers);
+    } catch (err) {
+      // A header Node will not send on: the client gets the 502 page, and the upstream's connection goes.
+      this.control?.abort();
+      this.onError(err as Error);
+    }
   }
 
-  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: http.IncomingHttpHeaders) {
-    if (Object.keys(trailers).length) this.res.addTrailers(withoutHopByHop(trailers));
+  onData(chunk: Buffer): boolean {
+    // Both response types write a Buffer the same way; TypeScript cannot call through their union.
+    if ((this.res as http.ServerResponse).write(chunk)) return true;
+    this.res.once("drain", onResponseDrain);
+    return false;
+  }
+
+  onEnd(trailers: string[]) {
+    if (trailers.length) this.res.addTrailers(headerObject(endToEnd(trailers)));
     this.res.end();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error) {
+  onError(err: Error) {
     if (this.clientGone) return;
     if (this.counts) this.counts.upstreamErrors++;
     sendBadGateway(this.res, this.upstream, err);
@@ -248,11 +288,36 @@ function onResponseClose(this: ResponseWithExchange) {
   const exchange = this[kExchange];
   if (!exchange || this.writableFinished) return;
   exchange.clientGone = true;
-  exchange.controller?.abort(new Error("the client went away"));
+  exchange.control?.abort();
 }
 
 function onResponseDrain(this: ResponseWithExchange) {
-  this[kExchange]?.controller?.resume();
+  this[kExchange]?.control?.resume();
+}
+
+// What may not go into an HTTP/1.1 request line or header value (RFC 9110 §5.5): HTTP/2's own rules leave
+// less to check than this, and HTTP/1.1 requests come through Node's strict parser already.
+const UNSENDABLE_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const UNSENDABLE_PATH = /[^\x21-\x7e\x80-\xff]/;
+
+function unsendable(path: string, headers: string[]): string | undefined {
+  if (UNSENDABLE_PATH.test(path)) return "the request's path has characters HTTP/1.1 cannot carry";
+  for (let i = 1; i < headers.length; i += 2) if (UNSENDABLE_VALUE.test(headers[i])) return `the request's ${headers[i - 1]} header has characters HTTP/1.1 cannot carry`;
+  return undefined;
+}
+
+// Fields a trailer section must not carry (RFC 9110 §6.5.1): framing, routing and this hop's own.
+const NOT_TRAILERS = new Set([...REQUEST_HOP_BY_HOP, "content-length", "host"]);
+
+/** The request's trailers that go on to the upstream, read once its body has ended. */
+function requestTrailers(this: ProxiedRequest): string[] {
+  const raw = this.rawTrailers;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    if (!NOT_TRAILERS.has(name) && name.charCodeAt(0) !== 58 /* ":" */ && !UNSENDABLE_VALUE.test(raw[i + 1])) out.push(name, raw[i + 1]);
+  }
+  return out;
 }
 
 /** Streams one request to the upstream and its response back, over whichever HTTP version the client speaks. */
@@ -260,30 +325,25 @@ export function proxyRequest(pools: UpstreamPools, req: ProxiedRequest, res: Pro
   const http2Client = isHttp2(req);
   const outbound = http2Client ? fromHttp2(req, proto) : fromHttp1(req as http.IncomingMessage, proto);
   if (!outbound.body) req.resume();
+  const path = joinPath(upstream, req.url || "/");
+  const refused = http2Client ? unsendable(path, outbound.headers) : undefined;
+  if (refused) {
+    if (counts) counts.upstreamErrors++;
+    sendBadGateway(res, upstream, new Error(refused));
+    return;
+  }
   const exchange = new Exchange(res, upstream, http2Client, counts);
   (res as ResponseWithExchange)[kExchange] = exchange;
   res.on("close", onResponseClose);
-  try {
-    pools.get(upstream).dispatch(
-      {
-        origin: upstream.origin,
-        path: joinPath(upstream, req.url || "/"),
-        method: req.method as Dispatcher.HttpMethod,
-        headers: outbound.headers,
-        body: outbound.body ? (req as Dispatcher.DispatchOptions["body"]) : null,
-      },
-      exchange,
-    );
-  } catch (err) {
-    // undici refuses what it cannot send (an invalid header value, say) before any byte goes out.
-    if (counts) counts.upstreamErrors++;
-    sendBadGateway(res, upstream, err as Error);
-  }
+  pools.get(upstream).request(
+    { method: req.method || "GET", path, headers: outbound.headers, body: outbound.body ? req : null, trailers: outbound.body ? requestTrailers.bind(req) : undefined },
+    exchange,
+  );
 }
 
 /** Upgrades (WebSocket): replay the request head to the upstream, then splice the two sockets. */
 export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, upstream: Upstream, proto: "http" | "https", counts?: UpstreamErrorCount) {
-  const { hostname } = upstream.url;
+  const { hostname } = upstream;
   const upstreamSocket: net.Socket = upstream.secure
     ? tls.connect({ host: hostname, port: upstream.port, servername: net.isIP(hostname) ? undefined : hostname })
     : net.connect({ host: hostname, port: upstream.port });
@@ -331,7 +391,7 @@ export function proxyHttp2WebSocket(req: http2.Http2ServerRequest, res: http2.Ht
   }
   if (!req.headers["sec-websocket-version"]) outgoing.push("sec-websocket-version", "13");
   outgoing.push("connection", "Upgrade", "upgrade", "websocket", "sec-websocket-key", key);
-  const { hostname } = upstream.url;
+  const { hostname } = upstream;
   const options: https.RequestOptions = {
     host: hostname,
     port: upstream.port,
