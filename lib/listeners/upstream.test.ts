@@ -143,11 +143,39 @@ describe("the edge's upstream client", () => {
     expect(post.status).toBeUndefined();
     expect(post.error?.code).toBe("ECONNRESET");
     expect(server.connections).toHaveLength(2);
+    // An upstream that closes a kept-alive connection while it is idle: the pool lets go of it, and the next
+    // request opens another.
+    const closing = await rawServer((socket) => {
+      ok(socket);
+      setTimeout(() => socket.end(), 20);
+    });
+    const closingPool = poolFor(closing.port);
+    expect((await ask(closingPool)).status).toBe(200);
+    await until("the pool to let go of the closed connection", () => closingPool.size === 0);
+    expect((await ask(closingPool)).status).toBe(200);
+    expect(closing.connections).toHaveLength(2);
     // A fresh connection that fails is not the keep-alive race: no second try.
     const refusing = await rawServer((socket) => socket.destroy());
     const fresh = poolFor(refusing.port);
     expect((await ask(fresh)).error?.code).toBe("ECONNRESET");
     expect(refusing.connections).toHaveLength(1);
+  });
+
+  it("fails what is under way when the edge stops, and opens no new connection for it", async () => {
+    const server = await rawServer((socket, _head, _connection, n) => {
+      if (n === 0) ok(socket);
+    });
+    const pool = poolFor(server.port);
+    expect((await ask(pool)).status).toBe(200);
+    // A GET on the reused connection: the kind of request sent again when such a connection breaks.
+    const waiting = ask(pool, { path: "/stopping" });
+    await until("the request to reach the upstream", () => server.connections[0].received.includes("/stopping"));
+    pool.destroy();
+    const answer = await waiting;
+    expect(answer.error?.message).toBe("the edge is stopping");
+    await sleep(100);
+    expect(server.connections).toHaveLength(1);
+    expect(pool.size).toBe(0);
   });
 
   it("reports an upstream that refuses the connection, stalls, answers with something that is not HTTP/1.1, or switches protocols unasked", async () => {

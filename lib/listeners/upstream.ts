@@ -220,7 +220,7 @@ class UpstreamConnection {
     if (!pending || pending.aborted) return;
     this.pending = null;
     pending.connection = null;
-    if (this.served > 0 && pending.retryable) {
+    if (this.served > 0 && pending.retryable && !this.pool.closing) {
       pending.retried = true;
       this.pool.dispatchNew(pending);
       return;
@@ -241,7 +241,15 @@ function streamBody(connection: UpstreamConnection, pending: Pending, body: Read
   const onData = (chunk: Buffer) => {
     if (pending.connection !== connection) return;
     connection.lastActive = connection.pool.clock;
-    const ok = pending.chunked ? socket.write(`${chunk.length.toString(16)}\r\n`) && socket.write(chunk) && socket.write("\r\n") : socket.write(chunk);
+    let ok: boolean;
+    if (pending.chunked) {
+      if (chunk.length === 0) return; // "0\r\n" would end the body
+      socket.cork();
+      socket.write(`${chunk.length.toString(16)}\r\n`);
+      socket.write(chunk);
+      ok = socket.write("\r\n");
+      socket.uncork();
+    } else ok = socket.write(chunk);
     if (!ok) {
       body.pause();
       socket.once("drain", () => body.resume());
@@ -353,6 +361,11 @@ function onSocketData(this: SocketThis, data: Buffer) {
 
 function onSocketEnd(this: SocketThis) {
   const c = this.connection;
+  // The upstream closed an idle connection: out of the pool now, not at its 'close'.
+  if (!c.pending) {
+    c.destroy();
+    return;
+  }
   // A response delimited by the end of the connection ends here.
   if (c.pending && c.headersDone && !c.responseDone) {
     const result = c.parser.finish();
@@ -387,7 +400,8 @@ export class UpstreamPool {
   private readonly connections = new Set<UpstreamConnection>();
   private readonly queue: Pending[] = [];
   private sweeper?: NodeJS.Timeout;
-  private closing = false;
+  /** No new connections: the pool's origin is no longer proxied to, or the edge is stopping. */
+  closing = false;
 
   constructor(
     readonly target: UpstreamTarget,
