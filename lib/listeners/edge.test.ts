@@ -58,6 +58,36 @@ function httpsGet(
   });
 }
 
+// 8 MiB of random bytes for the streaming case: far more than any socket or stream buffer on the way holds.
+const BIG_PIECE = crypto.randomBytes(64 * 1024);
+const BIG_PIECES = 128;
+const BIG_SHA256 = crypto.createHash("sha256").update(Buffer.concat(Array<Buffer>(BIG_PIECES).fill(BIG_PIECE))).digest("hex");
+
+/** Writes BIG_PIECES × BIG_PIECE to a writable as fast as it drains, then ends it. */
+async function writeBig(out: NodeJS.WritableStream) {
+  for (let i = 0; i < BIG_PIECES; i++) if (!out.write(BIG_PIECE)) await once(out as unknown as NodeJS.EventEmitter, "drain");
+  out.end();
+}
+
+/** Hashes a readable's bytes, stopping reading for pauseMs after the first chunk (a client that is slow to read). */
+function digestOf(stream: NodeJS.ReadableStream, pauseMs: number): Promise<{ length: number; sha256: string }> {
+  return new Promise((resolve, reject) => {
+    const hash = crypto.createHash("sha256");
+    let length = 0;
+    let paused = false;
+    stream.on("data", (d: Buffer) => {
+      hash.update(d);
+      length += d.length;
+      if (paused) return;
+      paused = true;
+      stream.pause();
+      setTimeout(() => stream.resume(), pauseMs);
+    });
+    stream.on("end", () => resolve({ length, sha256: hash.digest("hex") }));
+    stream.on("error", reject);
+  });
+}
+
 /** One request over a new HTTP/2 connection (ALPN h2), with the certificate and protocol it negotiated. */
 function h2Request(
   port: number,
@@ -116,6 +146,30 @@ describe.each(EDGE_VARIANTS)("the edge on $kind (tls.TLSSocket: $portableTls)", 
   beforeAll(async () => {
     t = await createTestDatabase(kind);
     upstream = http.createServer((req, res) => {
+      if (req.url === "/digest") {
+        const hash = crypto.createHash("sha256");
+        let length = 0;
+        req.on("data", (d: Buffer) => {
+          hash.update(d);
+          length += d.length;
+        });
+        req.on("end", () => res.end(JSON.stringify({ length, sha256: hash.digest("hex") })));
+        return;
+      }
+      if (req.url === "/big") {
+        // BIG_PIECES × BIG_PIECE, chunked, written as fast as the edge takes them.
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        let sent = 0;
+        const write = () => {
+          while (sent < BIG_PIECES) {
+            sent++;
+            if (!res.write(BIG_PIECE)) return void res.once("drain", write);
+          }
+          res.end();
+        };
+        write();
+        return;
+      }
       let body = "";
       req.on("data", (d) => (body += d));
       req.on("end", () => {
@@ -361,6 +415,35 @@ describe.each(EDGE_VARIANTS)("the edge on $kind (tls.TLSSocket: $portableTls)", 
     expect(seen.trailers).toEqual({ "x-checksum": "sha256-h1" });
     expect(seen.headers).toMatchObject({ host: "a.example.test", "x-custom": "kept", "x-forwarded-for": "198.51.100.1, 198.51.100.2, 127.0.0.1" });
     for (const name of ["x-hop-secret", "keep-alive", "te"]) expect(seen.headers[name], name).toBeUndefined();
+  });
+
+  it("streams large bodies both ways at the pace of the slower side, for HTTP/1.1 and HTTP/2 clients", async () => {
+    const expected = { length: BIG_PIECES * BIG_PIECE.length, sha256: BIG_SHA256 };
+    const h1 = (method: string, path: string, upload: boolean) =>
+      new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = https.request({ host: "127.0.0.1", port: httpsPort, servername: "a.example.test", method, path, rejectUnauthorized: false, agent: false, headers: { host: "a.example.test" } }, resolve);
+        req.on("error", reject);
+        if (upload) void writeBig(req);
+        else req.end();
+      });
+    // An upload with no length (chunked all the way), and a download read slowly by the client.
+    const uploaded = await h1("POST", "/digest", true);
+    let answer = "";
+    for await (const d of uploaded) answer += d;
+    expect(JSON.parse(answer)).toEqual(expected);
+    expect(await digestOf(await h1("GET", "/big", false), 300)).toEqual(expected);
+
+    const session = http2.connect(`https://127.0.0.1:${httpsPort}`, { servername: "a.example.test", rejectUnauthorized: false });
+    try {
+      const up = session.request({ ":method": "POST", ":path": "/digest", ":authority": "a.example.test" });
+      void writeBig(up);
+      let h2Answer = "";
+      for await (const d of up) h2Answer += d;
+      expect(JSON.parse(h2Answer)).toEqual(expected);
+      expect(await digestOf(session.request({ ":path": "/big", ":authority": "a.example.test" }), 300)).toEqual(expected);
+    } finally {
+      session.close();
+    }
   });
 
   it("negotiates HTTP/2 with clients that offer it, and HTTP/1.1 with the rest", async () => {

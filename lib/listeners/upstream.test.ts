@@ -301,5 +301,12 @@ describe("the edge's upstream client", () => {
     });
     expect(slow).toMatchObject({ status: 200 });
     expect(slow.body).toHaveLength(100_000);
+
+    // The wait asked for on a response's last bytes: the connection goes back to the pool reading, and serves the next.
+    const small = await rawServer((socket) => ok(socket));
+    const smallPool = poolFor(small.port);
+    expect(await ask(smallPool, {}, () => false)).toMatchObject({ status: 200, body: "ok" });
+    expect(await ask(smallPool)).toMatchObject({ status: 200, body: "ok" });
+    expect(small.connections).toHaveLength(1);
   });
 });

@@ -210,7 +210,11 @@ class UpstreamConnection {
     this.served++;
     this.lastActive = this.pool.clock;
     if (!this.keepAlive || !this.requestSent || this.closed) this.destroy();
-    else this.pool.release(this);
+    else {
+      // A slow client may have paused the socket on the response's last bytes: the next request must be read.
+      if (this.socket.isPaused()) this.socket.resume();
+      this.pool.release(this);
+    }
   }
 
   /** Something went wrong with the request on this connection (or it closed under it). */
@@ -238,6 +242,11 @@ class UpstreamConnection {
 
 function streamBody(connection: UpstreamConnection, pending: Pending, body: Readable) {
   const { socket } = connection;
+  let waiting = false;
+  const onDrain = () => {
+    waiting = false;
+    body.resume();
+  };
   const onData = (chunk: Buffer) => {
     if (pending.connection !== connection) return;
     connection.lastActive = connection.pool.clock;
@@ -252,7 +261,10 @@ function streamBody(connection: UpstreamConnection, pending: Pending, body: Read
     } else ok = socket.write(chunk);
     if (!ok) {
       body.pause();
-      socket.once("drain", () => body.resume());
+      if (!waiting) {
+        waiting = true;
+        socket.once("drain", onDrain);
+      }
     }
   };
   const onEnd = () => {
