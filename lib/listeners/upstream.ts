@@ -9,7 +9,7 @@ import type { Readable } from "node:stream";
 // as a flat [name, value, …] list, and one write per request head, a proxied request costs the edge less
 // JavaScript than undici's dispatcher, its WebAssembly parser and its header objects (bench/README.md).
 //
-// What an operator may expect of it, as of nginx's upstream keep-alive: a connection is reused only after
+// What an operator may expect of it, much as of nginx's upstream keep-alive: a connection is reused only after
 // a complete response to a completely sent request that both sides agreed to keep alive; an idle one is
 // closed after 4 s (before Node's default 5 s on the other side, so the upstream rarely closes one under
 // a new request), and a request that meets a reused connection closing before any answer is sent again
@@ -50,7 +50,10 @@ export type UpstreamPoolOptions = {
   connectMs?: number;
 };
 
-/** What the proxy does with an upstream's answer; every method is called at most once per request, in order. */
+/**
+ * What the proxy does with an upstream's answer. Per request, in this order: onStart; onInformational for each 1xx
+ * answer; then onHead, onData for each piece of the body and onEnd, or onError at any point after onStart.
+ */
 export interface UpstreamHandler {
   /** The request is on its way (or queued); abort() and resume() act on it from now on. */
   onStart(control: UpstreamControl): void;
