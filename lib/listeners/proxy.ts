@@ -66,7 +66,7 @@ export class UpstreamPools {
   get(upstream: Upstream): UpstreamPool {
     let pool = this.pools.get(upstream.origin);
     if (!pool) {
-      pool = new UpstreamPool(upstream);
+      pool = new UpstreamPool(upstream, { answerMs: UPSTREAM_TIMEOUT_MS });
       this.pools.set(upstream.origin, pool);
     }
     return pool;

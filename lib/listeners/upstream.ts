@@ -93,6 +93,9 @@ const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"])
 
 const upstreamError = (message: string, code: string) => Object.assign(new Error(message), { code });
 
+/** The header and trailer lists of a response that has none apart from those in kOnHeadersComplete (nearly every one). */
+const NO_LINES = Object.freeze([]) as unknown as string[];
+
 /** One request, from dispatch to the end of its response. */
 class Pending implements UpstreamControl {
   connection: UpstreamConnection | null = null;
@@ -156,8 +159,9 @@ class UpstreamConnection {
   /** The pool's clock when this connection last did something. */
   lastActive: number;
   // The response being read.
-  headerLines: string[] = [];
-  trailers: string[] = [];
+  /** Header lines the parser passed before kOnHeadersComplete (over 32 of them), then the trailers: NO_LINES until some come. */
+  headerLines = NO_LINES;
+  trailers = NO_LINES;
   headersDone = false;
   informational = false;
   keepAlive = false;
@@ -191,8 +195,8 @@ class UpstreamConnection {
   send(pending: Pending) {
     this.pending = pending;
     pending.connection = this;
-    this.headerLines = [];
-    this.trailers = [];
+    this.headerLines = NO_LINES;
+    this.trailers = NO_LINES;
     this.headersDone = false;
     this.informational = false;
     this.keepAlive = false;
@@ -290,8 +294,8 @@ type ParserThis = Parser & { connection: UpstreamConnection };
 
 function onParserHeaders(this: ParserThis, headers: string[]) {
   const c = this.connection;
-  const into = c.headersDone ? c.trailers : c.headerLines;
-  for (let i = 0; i < headers.length; i++) into.push(headers[i]);
+  if (c.headersDone) c.trailers = c.trailers === NO_LINES ? headers.slice() : c.trailers.concat(headers);
+  else c.headerLines = c.headerLines === NO_LINES ? headers.slice() : c.headerLines.concat(headers);
 }
 
 function onParserHeadersComplete(
@@ -309,7 +313,7 @@ function onParserHeadersComplete(
   const c = this.connection;
   const pending = c.pending;
   const lines = headers ?? c.headerLines;
-  c.headerLines = [];
+  c.headerLines = NO_LINES;
   if (!pending || pending.aborted) return 1;
   pending.answered = true;
   if (statusCode === 101) {
