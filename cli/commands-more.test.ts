@@ -48,16 +48,24 @@ describe.each(TEST_ENGINES)("the portcullis CLI settings commands on %s", (kind)
     expect((await audits(w, "listener.create")).map((a) => [a.actor_label, a.target_id])).toEqual([["cli", listener.id]]);
 
     // update merges over the current settings: the upstream and bind stay.
+    expect(listener.upstreamTlsVerify).toBe(true);
     const updated = await run(["listener", "update", "public", "--min-tls", "1.3", "--fallback", "refuse", "--name", "edge", "--json"]);
     expect(updated.code, updated.stderr).toBe(0);
     expect(JSON.parse(updated.stdout)).toMatchObject({ id: listener.id, name: "edge", minTlsVersion: "TLSv1.3", fallbackPolicy: "refuse", upstreamUrl: "http://127.0.0.1:3000", bindAddress: "127.0.0.1", port });
+
+    const maybe = await run(["listener", "update", "edge", "--verify-upstream", "maybe"]);
+    expect(maybe.code).toBe(1);
+    expect(maybe.stderr).toContain("upstreamTlsVerify: upstreamTlsVerify must be true (check an https upstream's certificate) or false (accept any)");
+    const insecure = await run(["listener", "update", "edge", "--upstream", "https://127.0.0.1:3443", "--verify-upstream", "off"]);
+    expect(insecure.code, insecure.stderr).toBe(0);
+    expect(insecure.stdout).toContain("→ https://127.0.0.1:3443 (certificate not verified)");
 
     const disabled = await run(["listener", "disable", listener.id]);
     expect(disabled.code, disabled.stderr).toBe(0);
     expect(disabled.stdout).toContain("(disabled)");
     const row = await w.t.db.selectFrom("listeners").selectAll().where("id", "=", listener.id).executeTakeFirstOrThrow();
-    expect([row.name, row.min_tls_version, row.fallback_policy, Number(row.enabled)]).toEqual(["edge", "TLSv1.3", "refuse", 0]);
-    expect((await audits(w, "listener.update")).length).toBe(2);
+    expect([row.name, row.min_tls_version, row.fallback_policy, Number(row.upstream_tls_verify), Number(row.enabled)]).toEqual(["edge", "TLSv1.3", "refuse", 0, 0]);
+    expect((await audits(w, "listener.update")).length).toBe(3);
 
     const notFound = await run(["listener", "delete", "nope", "--yes"]);
     expect(notFound.code).toBe(3);

@@ -17,7 +17,7 @@ async function findListener(db: Db, idOrName: string): Promise<ListenerView> {
 }
 
 function describeTarget(l: ListenerView) {
-  if (l.kind === "https" || l.httpAction === "proxy") return `→ ${l.upstreamUrl}`;
+  if (l.kind === "https" || l.httpAction === "proxy") return `→ ${l.upstreamUrl}${!l.upstreamTlsVerify && l.upstreamUrl?.startsWith("https:") ? " (certificate not verified)" : ""}`;
   return `→ redirect to https (:${l.redirectPort})`;
 }
 
@@ -172,6 +172,7 @@ type ListenerOptions = {
   bind?: string;
   port?: string;
   upstream?: string;
+  verifyUpstream?: string;
   minTls?: string;
   defaultCert?: string;
   fallback?: string;
@@ -180,6 +181,14 @@ type ListenerOptions = {
   disabled?: boolean;
   json?: boolean;
 };
+
+/** "on" / "off" (yes / no, true / false) as a boolean; anything else goes to the library as given, which names what it accepts. */
+function onOff(value: string): boolean | string {
+  const v = value.trim().toLowerCase();
+  if (["on", "yes", "true"].includes(v)) return true;
+  if (["off", "no", "false"].includes(v)) return false;
+  return value;
+}
 
 /** "1.2" → "TLSv1.2"; anything else goes to the library as given, which names what it accepts. */
 function tlsVersion(value: string): string {
@@ -194,6 +203,7 @@ async function listenerFields(db: Db, opts: ListenerOptions): Promise<Record<str
   if (opts.bind !== undefined) fields.bindAddress = opts.bind;
   if (opts.port !== undefined) fields.port = opts.port;
   if (opts.upstream !== undefined) fields.upstreamUrl = opts.upstream;
+  if (opts.verifyUpstream !== undefined) fields.upstreamTlsVerify = onOff(opts.verifyUpstream);
   if (opts.minTls !== undefined) fields.minTlsVersion = tlsVersion(opts.minTls);
   if (opts.defaultCert !== undefined) fields.defaultCertificateId = opts.defaultCert === "" || opts.defaultCert === "none" ? null : (await findCertificate(db, opts.defaultCert)).id;
   if (opts.fallback !== undefined) fields.fallbackPolicy = opts.fallback;
@@ -211,6 +221,7 @@ function currentFields(l: ListenerView): Record<string, unknown> {
     bindAddress: l.bindAddress,
     port: l.port,
     upstreamUrl: l.upstreamUrl,
+    upstreamTlsVerify: l.upstreamTlsVerify,
     minTlsVersion: l.minTlsVersion,
     defaultCertificateId: l.defaultCertificateId,
     fallbackPolicy: l.fallbackPolicy,
@@ -233,6 +244,7 @@ function withListenerOptions(command: Command, creating: boolean) {
     .option("--bind <address>", creating ? "the IP address to listen on (default 0.0.0.0: every IPv4 address; :: for every address)" : "the IP address to listen on")
     .option("--port <port>", "the port to listen on, 1 to 65535")
     .option("--upstream <url>", "where requests go, like http://127.0.0.1:3000 (HTTPS listeners, and HTTP ones with --http-action proxy)")
+    .option("--verify-upstream <on|off>", "for an https:// upstream: on checks its certificate (the default), off accepts any (a self-signed upstream)")
     .option("--min-tls <version>", "HTTPS: the oldest TLS version accepted, 1.2 or 1.3 (default 1.2)")
     .option("--default-cert <certificate>", "HTTPS: the certificate (id or name) for clients that send no known name; \"none\" to clear")
     .option("--fallback <policy>", "HTTPS: for unknown names, self_signed (serve a self-signed certificate) or refuse (default self_signed)")

@@ -286,6 +286,9 @@ test("an admin edits, disables, enables and then deletes the listener; the edge 
   await expect(page.getByLabel("Upstream URL")).toHaveValue(`http://127.0.0.1:${upstreamPort}`);
   await expect(page.getByText("a listener's kind cannot change")).toBeVisible();
   await page.getByLabel("Minimum TLS version").selectOption("TLSv1.3");
+  const upstreamCertificate = page.getByLabel("Upstream certificate (https:// upstreams)");
+  await expect(upstreamCertificate).toHaveValue("true");
+  await upstreamCertificate.selectOption("false");
   await page.getByRole("button", { name: "Save listener" }).click();
   await expect(page.getByTestId("listener-settings")).toContainText("TLS 1.3");
   // A client that stops at TLS 1.2 is now turned away; a TLS 1.3 client still gets Shop.
@@ -301,6 +304,9 @@ test("an admin edits, disables, enables and then deletes the listener; the edge 
   await page.getByRole("button", { name: "Enable" }).click();
   await expect(page.getByTestId("listener-state")).toHaveText("Enabled");
   await expect.poll(() => servedFingerprint("shop.example.test"), { timeout: 10_000 }).toBe(shopFingerprint);
+  // Disabling and enabling kept what the form saved.
+  const saved = await (await page.request.get(`/api/v1/listeners/${listenerPath.split("/").pop()}`)).json();
+  expect([saved.minTlsVersion, saved.upstreamTlsVerify]).toEqual(["TLSv1.3", false]);
 
   await page.getByRole("button", { name: "Delete" }).click();
   await page.getByRole("button", { name: "Cancel" }).click();

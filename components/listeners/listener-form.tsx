@@ -25,18 +25,23 @@ const HTTP_ACTION_OPTIONS = [
   { value: "redirect", label: "Redirect to HTTPS" },
   { value: "proxy", label: "Proxy to an upstream" },
 ];
+const UPSTREAM_VERIFY_OPTIONS = [
+  { value: "true", label: "Verify it (it needs a certificate from a trusted CA)" },
+  { value: "false", label: "Accept any certificate (a self-signed upstream)" },
+];
 const DEFAULT_PORTS: Record<string, string> = { https: "443", http: "80" };
 
 type Values = Record<string, string>;
 
 function valuesOf(listener: ListenerView | undefined): Values {
-  if (!listener) return { kind: "https", bindAddress: "0.0.0.0", minTlsVersion: "TLSv1.2", fallbackPolicy: "self_signed", httpAction: "redirect", redirectPort: "443", enabled: "on" };
+  if (!listener) return { kind: "https", bindAddress: "0.0.0.0", upstreamTlsVerify: "true", minTlsVersion: "TLSv1.2", fallbackPolicy: "self_signed", httpAction: "redirect", redirectPort: "443", enabled: "on" };
   return {
     name: listener.name,
     kind: listener.kind,
     bindAddress: listener.bindAddress,
     port: String(listener.port),
     upstreamUrl: listener.upstreamUrl ?? "",
+    upstreamTlsVerify: listener.upstreamTlsVerify ? "true" : "false",
     minTlsVersion: listener.minTlsVersion,
     defaultCertificateId: listener.defaultCertificateId ?? "",
     fallbackPolicy: listener.fallbackPolicy,
@@ -145,6 +150,7 @@ function ListenerFields({
             errors={errors.upstreamUrl}
             required
           />
+          <UpstreamVerifyField values={values} errors={errors} />
           <div className="grid gap-5 sm:grid-cols-2">
             <SelectField name="minTlsVersion" label="Minimum TLS version" options={TLS_OPTIONS} defaultValue={values.minTlsVersion || "TLSv1.2"} errors={errors.minTlsVersion} />
             <SelectField
@@ -179,15 +185,18 @@ function ListenerFields({
               errors={errors.redirectPort}
             />
           ) : (
-            <TextField
-              name="upstreamUrl"
-              label="Upstream URL"
-              placeholder="http://127.0.0.1:3000"
-              defaultValue={values.upstreamUrl}
-              hint="Where plain HTTP requests go: an http:// or https:// URL."
-              errors={errors.upstreamUrl}
-              required
-            />
+            <>
+              <TextField
+                name="upstreamUrl"
+                label="Upstream URL"
+                placeholder="http://127.0.0.1:3000"
+                defaultValue={values.upstreamUrl}
+                hint="Where plain HTTP requests go: an http:// or https:// URL."
+                errors={errors.upstreamUrl}
+                required
+              />
+              <UpstreamVerifyField values={values} errors={errors} />
+            </>
           )}
         </>
       )}
@@ -217,5 +226,18 @@ function ListenerFields({
         </div>
       </div>
     </>
+  );
+}
+
+function UpstreamVerifyField({ values, errors }: { values: Values; errors: Record<string, string[] | undefined> }) {
+  return (
+    <SelectField
+      name="upstreamTlsVerify"
+      label="Upstream certificate (https:// upstreams)"
+      options={UPSTREAM_VERIFY_OPTIONS}
+      defaultValue={values.upstreamTlsVerify === "false" ? "false" : "true"}
+      hint="Whether the upstream's certificate must be valid for its host name. Accepting any certificate still encrypts, but no longer proves who answers: keep it for upstreams on this machine or a network you trust."
+      errors={errors.upstreamTlsVerify}
+    />
   );
 }

@@ -65,7 +65,11 @@ export function ListenerList({ listeners, canCreate }: { listeners: ListenerRow[
 }
 
 export function upstreamOrAction(l: ListenerView): string {
-  if (l.kind === "https") return `proxy to ${l.upstreamUrl ?? "—"}`;
-  if (l.httpAction === "proxy") return `proxy to ${l.upstreamUrl ?? "—"}`;
+  if (l.kind === "https" || l.httpAction === "proxy") return `proxy to ${l.upstreamUrl ?? "—"}${unverifiedUpstream(l) ? " (its certificate is not verified)" : ""}`;
   return `redirect to HTTPS${l.redirectPort && l.redirectPort !== 443 ? ` (port ${l.redirectPort})` : ""}`;
+}
+
+/** An https:// upstream whose certificate the edge accepts without checking it. */
+export function unverifiedUpstream(l: ListenerView): boolean {
+  return !l.upstreamTlsVerify && Boolean(l.upstreamUrl?.startsWith("https:"));
 }

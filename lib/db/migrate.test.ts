@@ -51,12 +51,12 @@ describe.each(TEST_ENGINES)("migrations on %s", (kind) => {
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "portcullis-migrate-data-"));
       const results = await Promise.all([1, 2, 3].map(() => runMigrate({ DATABASE_URL: url, PORTCULLIS_DATA_DIR: dataDir })));
       for (const r of results) expect(r.code, r.output).toBe(0);
-      expect(results.filter((r) => r.output.includes("applied: 0001_foundation, 0002_listeners, 0003_acme, 0004_dns, 0005_operations"))).toHaveLength(1);
+      expect(results.filter((r) => r.output.includes("applied: 0001_foundation, 0002_listeners, 0003_acme, 0004_dns, 0005_operations, 0006_upstream_tls"))).toHaveLength(1);
 
       const { db } = openDatabase(kind === "sqlite" ? { kind, file: url.slice("sqlite:".length) } : { kind, url });
       try {
         const applied = await sql<{ name: string }>`select name from kysely_migration`.execute(db);
-        expect(applied.rows.map((r) => r.name)).toEqual(["0001_foundation", "0002_listeners", "0003_acme", "0004_dns", "0005_operations"]);
+        expect(applied.rows.map((r) => r.name)).toEqual(["0001_foundation", "0002_listeners", "0003_acme", "0004_dns", "0005_operations", "0006_upstream_tls"]);
         for (const table of ["users", "api_tokens", "audit_log", "settings", "certificates", "certificate_versions", "events", "listeners", "certificate_mappings", "acme_challenges", "listener_checks", "dns_credentials", "dns_records", "dns_tests"] as const) {
           await expect(sql`select count(*) from ${sql.table(table)}`.execute(db)).resolves.toBeTruthy();
         }

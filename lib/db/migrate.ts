@@ -6,6 +6,7 @@ import { listeners } from "./migrations/0002_listeners";
 import { acme } from "./migrations/0003_acme";
 import { dns } from "./migrations/0004_dns";
 import { operations } from "./migrations/0005_operations";
+import { upstreamTls } from "./migrations/0006_upstream_tls";
 
 function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
   return {
@@ -14,6 +15,7 @@ function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
     "0003_acme": acme(kind),
     "0004_dns": dns(),
     "0005_operations": operations(),
+    "0006_upstream_tls": upstreamTls(),
   };
 }
 

@@ -152,6 +152,8 @@ export interface ListenersTable {
   bind_address: string;
   port: number;
   upstream_url: string | null;
+  /** 1: an https:// upstream's certificate must be valid for its host name; 0: any certificate is accepted. */
+  upstream_tls_verify: number;
   min_tls_version: "TLSv1.2" | "TLSv1.3";
   default_certificate_id: string | null;
   fallback_policy: FallbackPolicy;

@@ -329,6 +329,77 @@ describe.each(EDGE_VARIANTS)("the edge on $kind (tls.TLSSocket: $portableTls)", 
     expect(bad.body).toContain("connection was refused");
   });
 
+  it("proxies to an https upstream with a self-signed certificate only where told not to verify it, and says how on the 502 page", async () => {
+    const { certificatePem, privateKeyPem } = await createSelfSignedCertificate({ names: [{ type: "dns", value: "nas.example.test" }], keyType: "ecdsa-p256", validityDays: 1 });
+    const secureUpstream = https.createServer({ cert: certificatePem, key: privateKeyPem }, (req, res) => res.end(`secure upstream saw ${req.url}`));
+    secureUpstream.on("upgrade", (_req, socket) => {
+      socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+      socket.pipe(socket);
+    });
+    const securePort = await findFreePort();
+    await new Promise<void>((r) => secureUpstream.listen(securePort, "127.0.0.1", r));
+    const portOf = async (id: string) => Number((await waitFor(async () => edge.status().find((s) => s.id === id), Boolean))!.address.split(":").at(-1));
+    try {
+      // Two listeners to one https origin: one accepts any certificate, the other (the default) checks it.
+      const trusting = await createListener(t.db, SYSTEM_ACTOR, {
+        name: "self-signed upstream, not verified",
+        kind: "https",
+        bindAddress: "127.0.0.1",
+        port: await findFreePort(),
+        upstreamUrl: `https://127.0.0.1:${securePort}`,
+        upstreamTlsVerify: false,
+        defaultCertificateId: certs.exact.id,
+      });
+      expect(trusting.upstreamTlsVerify).toBe(false);
+      const checking = await createListener(t.db, SYSTEM_ACTOR, {
+        name: "self-signed upstream, verified",
+        kind: "https",
+        bindAddress: "127.0.0.1",
+        port: await findFreePort(),
+        upstreamUrl: `https://127.0.0.1:${securePort}`,
+        defaultCertificateId: certs.exact.id,
+      });
+      expect(checking.upstreamTlsVerify).toBe(true);
+      const [trustingPort, checkingPort] = [await portOf(trusting.id), await portOf(checking.id)];
+
+      const ok = await httpsGet(trustingPort, "a.example.test", "/nas");
+      expect(ok.status).toBe(200);
+      expect(ok.body).toBe("secure upstream saw /nas");
+      // The trusting listener's connection is open and idle now; the checking one must not borrow it.
+      const refused = await httpsGet(checkingPort, "a.example.test", "/nas");
+      expect(refused.status).toBe(502);
+      expect(refused.body).toContain("its TLS certificate is self-signed (DEPTH_ZERO_SELF_SIGNED_CERT)");
+      expect(refused.body).toContain("set the listener&#39;s &#34;Upstream certificate&#34; to &#34;Accept any certificate&#34;");
+
+      // Upgrades take their own connection to the upstream: the same rule.
+      const upgrade = async (port: number) => {
+        const socket = tls.connect({ host: "127.0.0.1", port, servername: "a.example.test", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] });
+        await once(socket, "secureConnect");
+        socket.write("GET /ws HTTP/1.1\r\nHost: a.example.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n");
+        let received = "";
+        socket.on("data", (d) => {
+          received += d;
+          if (received.startsWith("HTTP/1.1 101") && received.includes("\r\n\r\n") && !received.includes("ping")) socket.write("ping");
+        });
+        socket.on("error", () => {});
+        await waitFor(async () => received, (r) => r.includes("ping") || socket.destroyed || r.startsWith("HTTP/1.1 502"));
+        socket.destroy();
+        return received;
+      };
+      expect(await upgrade(trustingPort)).toMatch(/^HTTP\/1.1 101[^]*ping$/);
+      expect(await upgrade(checkingPort)).not.toContain("101");
+
+      // Turning the check off applies without a restart.
+      const { name, kind, bindAddress, port, upstreamUrl, defaultCertificateId } = checking;
+      await updateListener(t.db, SYSTEM_ACTOR, checking.id, { name, kind, bindAddress, port, upstreamUrl, defaultCertificateId, upstreamTlsVerify: "false" });
+      const now = await waitFor(() => httpsGet(checkingPort, "a.example.test", "/later"), (r) => r.status === 200);
+      expect(now.body).toBe("secure upstream saw /later");
+    } finally {
+      secureUpstream.closeAllConnections();
+      secureUpstream.close();
+    }
+  });
+
   it("passes WebSocket-style upgrades through for HTTP/1.1 clients, with or without ALPN", async () => {
     for (const ALPNProtocols of [undefined, ["http/1.1"]]) {
       const socket = tls.connect({ host: "127.0.0.1", port: httpsPort, servername: "a.example.test", rejectUnauthorized: false, ALPNProtocols });
@@ -1048,6 +1119,7 @@ describe("listener validation", () => {
       [{ name: "x", kind: "http", bindAddress: "example.com", port: 1 }, "bindAddress", /IP address/],
       [{ name: "x", kind: "http", bindAddress: "127.0.0.1", port: busyPort }, "port", /already in use/],
       [{ name: "", kind: "http", port: 1 }, "name", /give the listener a name/],
+      [{ name: "x", kind: "https", port: 1, upstreamUrl: "https://127.0.0.1:1", upstreamTlsVerify: "maybe" }, "upstreamTlsVerify", /true \(check an https upstream's certificate\) or false/],
     ];
     for (const [input, field, message] of cases) {
       const err = (await createListener(t.db, SYSTEM_ACTOR, input).catch((e: unknown) => e)) as { code: string; fieldErrors: Record<string, string[]> };

@@ -304,7 +304,7 @@ export class Edge {
       if (this.running.has(row.id)) continue;
       if (await this.openServer(row)) opened.add(row.id);
     }
-    this.pools.retain(new Set([...this.running.values()].flatMap((r) => (r.upstream ? [r.upstream.origin] : []))));
+    this.pools.retain(new Set([...this.running.values()].flatMap((r) => (r.upstream ? [r.upstream.poolKey] : []))));
     const changed = revision !== this.revision;
     this.revision = revision;
     // Check what is served a moment after a change, once the servers are up: what changed, and everything
@@ -892,7 +892,7 @@ function destroyOnError(this: net.Socket) {
 function upstreamOf(row: ListenersTable): Upstream | undefined {
   if (!row.upstream_url || (row.kind === "http" && row.http_action !== "proxy")) return undefined;
   try {
-    return parseUpstream(row.upstream_url);
+    return parseUpstream(row.upstream_url, Number(row.upstream_tls_verify) !== 0);
   } catch {
     return undefined;
   }

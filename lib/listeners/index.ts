@@ -54,6 +54,11 @@ export const listenerInputSchema = z
     bindAddress: bindField.default("0.0.0.0"),
     port: portField,
     upstreamUrl: optionalText(upstreamField),
+    /** For an https:// upstream: false accepts whatever certificate it serves (self-signed, expired, another name). */
+    upstreamTlsVerify: z
+      .union([z.boolean(), z.enum(["true", "false", "on", "1", "0"])], { error: "upstreamTlsVerify must be true (check an https upstream's certificate) or false (accept any)" })
+      .transform((v) => v === true || v === "true" || v === "on" || v === "1")
+      .default(true),
     minTlsVersion: z.enum(["TLSv1.2", "TLSv1.3"], { error: "minimum TLS version must be TLSv1.2 or TLSv1.3" }).default("TLSv1.2"),
     defaultCertificateId: optionalText(z.string().max(100)),
     fallbackPolicy: z.enum(["self_signed", "refuse"], { error: "fallback must be self_signed or refuse" }).default("self_signed"),
@@ -79,6 +84,7 @@ export type ListenerView = {
   bindAddress: string;
   port: number;
   upstreamUrl: string | null;
+  upstreamTlsVerify: boolean;
   minTlsVersion: "TLSv1.2" | "TLSv1.3";
   defaultCertificateId: string | null;
   fallbackPolicy: "self_signed" | "refuse";
@@ -97,6 +103,7 @@ export function toListenerView(r: ListenersTable): ListenerView {
     bindAddress: r.bind_address,
     port: Number(r.port),
     upstreamUrl: r.upstream_url,
+    upstreamTlsVerify: Boolean(Number(r.upstream_tls_verify)),
     minTlsVersion: r.min_tls_version,
     defaultCertificateId: r.default_certificate_id,
     fallbackPolicy: r.fallback_policy,
@@ -169,6 +176,7 @@ function rowValues(v: z.output<typeof listenerInputSchema>) {
     bind_address: v.bindAddress,
     port: v.port,
     upstream_url: v.upstreamUrl ?? null,
+    upstream_tls_verify: v.upstreamTlsVerify ? 1 : 0,
     min_tls_version: v.minTlsVersion,
     default_certificate_id: v.kind === "https" ? (v.defaultCertificateId ?? null) : null,
     fallback_policy: v.fallbackPolicy,

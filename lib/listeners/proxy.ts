@@ -5,7 +5,7 @@ import https from "node:https";
 import net from "node:net";
 import tls from "node:tls";
 import type { Duplex } from "node:stream";
-import { UpstreamPool, type UpstreamControl, type UpstreamHandler } from "./upstream";
+import { UpstreamPool, upstreamTlsOptions, type UpstreamControl, type UpstreamHandler } from "./upstream";
 
 // The reverse proxy: requests from HTTP/1.1 and HTTP/2 clients go to the upstream over HTTP/1.1 through
 // keep-alive connection pools on Node's own HTTP parser (./upstream.ts), with X-Forwarded-*, streamed
@@ -29,13 +29,18 @@ export type Upstream = {
   hostname: string;
   /** The Host header for a request that came without one. */
   host: string;
+  /** For https: whether the upstream's certificate must be valid for its name (false: any certificate is accepted). */
+  verify: boolean;
+  /** Its connection pool's key: the origin, and whether certificates are checked on its connections. */
+  poolKey: string;
 };
 
-export function parseUpstream(raw: string): Upstream {
+export function parseUpstream(raw: string, verify = true): Upstream {
   const url = new URL(raw);
   const secure = url.protocol === "https:";
   const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  return { url, origin: url.origin, basePath: url.pathname.replace(/\/$/, ""), secure, port: Number(url.port || (secure ? 443 : 80)), hostname, host: url.host };
+  const poolKey = secure && !verify ? `${url.origin} (certificate not verified)` : url.origin;
+  return { url, origin: url.origin, basePath: url.pathname.replace(/\/$/, ""), secure, port: Number(url.port || (secure ? 443 : 80)), hostname, host: url.host, verify, poolKey };
 }
 
 // Connection-specific headers (RFC 9110 §7.6.1), which a proxy must not forward, plus Expect, which the
@@ -59,24 +64,27 @@ const OWN_FORWARDED = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwar
 
 const UPSTREAM_TIMEOUT_MS = 60_000;
 
-/** One keep-alive pool per upstream origin, shared by every listener that proxies to it. */
+/**
+ * One keep-alive pool per upstream origin, shared by every listener that proxies to it; an https origin whose
+ * certificate one listener checks and another does not has two, so that no connection serves both.
+ */
 export class UpstreamPools {
   private readonly pools = new Map<string, UpstreamPool>();
 
   get(upstream: Upstream): UpstreamPool {
-    let pool = this.pools.get(upstream.origin);
+    let pool = this.pools.get(upstream.poolKey);
     if (!pool) {
       pool = new UpstreamPool(upstream, { answerMs: UPSTREAM_TIMEOUT_MS });
-      this.pools.set(upstream.origin, pool);
+      this.pools.set(upstream.poolKey, pool);
     }
     return pool;
   }
 
-  /** Closes the pools of origins no listener proxies to any more, once their requests finish. */
-  retain(origins: Set<string>) {
-    for (const [origin, pool] of this.pools) {
-      if (origins.has(origin)) continue;
-      this.pools.delete(origin);
+  /** Closes the pools no listener proxies to any more (by Upstream.poolKey), once their requests finish. */
+  retain(poolKeys: Set<string>) {
+    for (const [key, pool] of this.pools) {
+      if (poolKeys.has(key)) continue;
+      this.pools.delete(key);
       pool.close();
     }
   }
@@ -209,8 +217,24 @@ function describeUpstreamError(err: Error & { code?: string; cause?: unknown }):
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "its host name does not resolve";
   if (code === "ECONNRESET" || code === "EPIPE") return "it closed the connection";
   if (code === "EBADHTTP") return err.message;
+  const certificate = code ? UNTRUSTED_CERTIFICATE[code] : undefined;
+  if (certificate) {
+    return `its TLS certificate ${certificate} (${code}); if that is expected (a self-signed upstream), set the listener's "Upstream certificate" to "Accept any certificate"`;
+  }
   return code ?? err.message;
 }
+
+/** Node's codes for an upstream certificate that does not verify, as a reason an operator can act on. */
+const UNTRUSTED_CERTIFICATE: Record<string, string> = {
+  DEPTH_ZERO_SELF_SIGNED_CERT: "is self-signed",
+  SELF_SIGNED_CERT_IN_CHAIN: "chains to a self-signed certificate that is not trusted",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "is not signed by a trusted certificate authority",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "is signed by an authority this machine does not trust",
+  UNABLE_TO_GET_ISSUER_CERT: "is signed by an authority this machine does not trust",
+  CERT_HAS_EXPIRED: "has expired",
+  CERT_NOT_YET_VALID: "is not valid yet",
+  ERR_TLS_CERT_ALTNAME_INVALID: "does not cover the upstream's host name",
+};
 
 function sendBadGateway(res: ProxiedResponse, upstream: Upstream, err: Error) {
   if (res.headersSent) {
@@ -332,7 +356,7 @@ export function proxyRequest(pools: UpstreamPools, req: ProxiedRequest, res: Pro
 export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, upstream: Upstream, proto: "http" | "https", counts?: UpstreamErrorCount) {
   const { hostname } = upstream;
   const upstreamSocket: net.Socket = upstream.secure
-    ? tls.connect({ host: hostname, port: upstream.port, servername: net.isIP(hostname) ? undefined : hostname })
+    ? tls.connect({ host: hostname, port: upstream.port, ...upstreamTlsOptions(upstream) })
     : net.connect({ host: hostname, port: upstream.port });
   const lines = [`${req.method} ${joinPath(upstream, req.url ?? "/")} HTTP/1.1`];
   const raw = req.rawHeaders;
@@ -387,7 +411,7 @@ export function proxyHttp2WebSocket(req: http2.Http2ServerRequest, res: http2.Ht
     headers: outgoing,
     agent: false,
     timeout: UPSTREAM_TIMEOUT_MS,
-    ...(upstream.secure ? { servername: net.isIP(hostname) ? undefined : hostname } : {}),
+    ...(upstream.secure ? upstreamTlsOptions(upstream) : {}),
   };
   const upstreamRequest = (upstream.secure ? https : http).request(options);
   const { stream } = req;

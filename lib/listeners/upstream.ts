@@ -87,7 +87,12 @@ export type UpstreamRequest = {
   trailers?: () => string[];
 };
 
-export type UpstreamTarget = { origin: string; hostname: string; port: number; secure: boolean; host: string };
+export type UpstreamTarget = { origin: string; hostname: string; port: number; secure: boolean; host: string; /** https: false accepts any certificate (default true). */ verify?: boolean };
+
+/** tls.connect's server name and certificate check for an https upstream (an IP address gets no SNI). */
+export function upstreamTlsOptions(target: { hostname: string; verify?: boolean }): tls.ConnectionOptions {
+  return { servername: net.isIP(target.hostname) ? undefined : target.hostname, rejectUnauthorized: target.verify !== false };
+}
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
@@ -172,7 +177,7 @@ class UpstreamConnection {
     const { hostname, port, secure } = pool.target;
     this.lastActive = pool.clock;
     this.socket = secure
-      ? tls.connect({ host: hostname, port, servername: net.isIP(hostname) ? undefined : hostname, ALPNProtocols: ["http/1.1"] })
+      ? tls.connect({ host: hostname, port, ...upstreamTlsOptions(pool.target), ALPNProtocols: ["http/1.1"] })
       : net.connect({ host: hostname, port, noDelay: true });
     const parser = new HTTPParser();
     parser.initialize(HTTPParser.RESPONSE, {}, 0, HTTPParser.kLenientNone);

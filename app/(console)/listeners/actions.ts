@@ -27,7 +27,7 @@ export type ListenerActionState =
   | { ok?: boolean; message?: string; errors?: Record<string, string[] | undefined>; mapped?: string[]; warnings?: string[] }
   | undefined;
 
-const LISTENER_FIELDS = ["name", "kind", "bindAddress", "port", "upstreamUrl", "minTlsVersion", "defaultCertificateId", "fallbackPolicy", "httpAction", "redirectPort"] as const;
+const LISTENER_FIELDS = ["name", "kind", "bindAddress", "port", "upstreamUrl", "upstreamTlsVerify", "minTlsVersion", "defaultCertificateId", "fallbackPolicy", "httpAction", "redirectPort"] as const;
 
 const formText = z.string().max(4000, "that is too long").optional();
 
@@ -40,6 +40,7 @@ const listenerFormSchema = z
     bindAddress: formText,
     port: formText,
     upstreamUrl: formText,
+    upstreamTlsVerify: formText,
     minTlsVersion: formText,
     defaultCertificateId: formText,
     fallbackPolicy: formText,
@@ -88,6 +89,7 @@ function inputOf(listener: ListenerView) {
     bindAddress: listener.bindAddress,
     port: listener.port,
     upstreamUrl: listener.upstreamUrl ?? undefined,
+    upstreamTlsVerify: listener.upstreamTlsVerify,
     minTlsVersion: listener.minTlsVersion,
     defaultCertificateId: listener.defaultCertificateId ?? undefined,
     fallbackPolicy: listener.fallbackPolicy,
