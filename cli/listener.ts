@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { Db } from "../lib/db";
 import type { ListenerView, MappingView } from "../lib/listeners";
+import { unverifiedUpstream } from "../lib/listeners/unverified";
 import { findCertificate } from "./cert";
 import { confirm, withDatabase } from "./context";
 import { collect, dash, printFields, printJson, printTable, UsageError, warn } from "./output";
@@ -17,7 +18,7 @@ async function findListener(db: Db, idOrName: string): Promise<ListenerView> {
 }
 
 function describeTarget(l: ListenerView) {
-  if (l.kind === "https" || l.httpAction === "proxy") return `→ ${l.upstreamUrl}${!l.upstreamTlsVerify && l.upstreamUrl?.startsWith("https:") ? " (certificate not verified)" : ""}`;
+  if (l.kind === "https" || l.httpAction === "proxy") return `→ ${l.upstreamUrl}${unverifiedUpstream(l) ? " (certificate not verified)" : ""}`;
   return `→ redirect to https (:${l.redirectPort})`;
 }
 

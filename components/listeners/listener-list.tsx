@@ -1,6 +1,7 @@
 import Link from "next/link";
 import { linkButtonClass } from "@/components/ui/button";
 import type { ListenerView } from "@/lib/listeners";
+import { unverifiedUpstream } from "@/lib/listeners/unverified";
 import { formatAddress } from "./data";
 import { EnabledBadge, KIND_LABELS } from "./labels";
 
@@ -67,9 +68,4 @@ export function ListenerList({ listeners, canCreate }: { listeners: ListenerRow[
 export function upstreamOrAction(l: ListenerView): string {
   if (l.kind === "https" || l.httpAction === "proxy") return `proxy to ${l.upstreamUrl ?? "—"}${unverifiedUpstream(l) ? " (its certificate is not verified)" : ""}`;
   return `redirect to HTTPS${l.redirectPort && l.redirectPort !== 443 ? ` (port ${l.redirectPort})` : ""}`;
-}
-
-/** An https:// upstream whose certificate the edge accepts without checking it. */
-export function unverifiedUpstream(l: ListenerView): boolean {
-  return !l.upstreamTlsVerify && Boolean(l.upstreamUrl?.startsWith("https:"));
 }

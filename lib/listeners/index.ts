@@ -43,9 +43,8 @@ const optionalText = (schema: z.ZodType<string>) =>
     .optional()
     .transform((v) => (v === "" || v === null ? undefined : v));
 
-const booleanish = z
-  .union([z.boolean(), z.enum(["true", "false", "on", "1", "0"])])
-  .transform((v) => v === true || v === "true" || v === "on" || v === "1");
+const booleanish = (error?: string) =>
+  z.union([z.boolean(), z.enum(["true", "false", "on", "1", "0"])], error ? { error } : undefined).transform((v) => v === true || v === "true" || v === "on" || v === "1");
 
 export const listenerInputSchema = z
   .object({
@@ -55,16 +54,13 @@ export const listenerInputSchema = z
     port: portField,
     upstreamUrl: optionalText(upstreamField),
     /** For an https:// upstream: false accepts whatever certificate it serves (self-signed, expired, another name). */
-    upstreamTlsVerify: z
-      .union([z.boolean(), z.enum(["true", "false", "on", "1", "0"])], { error: "upstreamTlsVerify must be true (check an https upstream's certificate) or false (accept any)" })
-      .transform((v) => v === true || v === "true" || v === "on" || v === "1")
-      .default(true),
+    upstreamTlsVerify: booleanish("upstreamTlsVerify must be true (check an https upstream's certificate) or false (accept any)").default(true),
     minTlsVersion: z.enum(["TLSv1.2", "TLSv1.3"], { error: "minimum TLS version must be TLSv1.2 or TLSv1.3" }).default("TLSv1.2"),
     defaultCertificateId: optionalText(z.string().max(100)),
     fallbackPolicy: z.enum(["self_signed", "refuse"], { error: "fallback must be self_signed or refuse" }).default("self_signed"),
     httpAction: z.enum(["redirect", "proxy"], { error: "the HTTP action must be redirect or proxy" }).default("redirect"),
     redirectPort: portField.default(443),
-    enabled: booleanish.default(true),
+    enabled: booleanish().default(true),
   })
   .superRefine((v, ctx) => {
     if (v.kind === "https" && !v.upstreamUrl) {
@@ -206,7 +202,7 @@ export async function createListener(db: Db, actor: Actor, input: unknown): Prom
     throw err;
   }
   await bumpEdgeRevision(db);
-  await writeAudit(db, actor, "listener.create", { type: "listener", id: row.id }, { name: row.name, bind: `${row.bind_address}:${row.port}` });
+  await writeAudit(db, actor, "listener.create", { type: "listener", id: row.id }, { name: row.name, bind: `${row.bind_address}:${row.port}`, upstreamTlsVerify: v.upstreamTlsVerify });
   return toListenerView(row);
 }
 
@@ -222,7 +218,7 @@ export async function updateListener(db: Db, actor: Actor, id: string, input: un
     throw err;
   }
   await bumpEdgeRevision(db);
-  await writeAudit(db, actor, "listener.update", { type: "listener", id }, { name: v.name, bind: `${v.bindAddress}:${v.port}`, enabled: v.enabled });
+  await writeAudit(db, actor, "listener.update", { type: "listener", id }, { name: v.name, bind: `${v.bindAddress}:${v.port}`, enabled: v.enabled, upstreamTlsVerify: v.upstreamTlsVerify });
   return (await getListener(db, id))!;
 }
 
