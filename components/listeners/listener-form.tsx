@@ -141,16 +141,7 @@ function ListenerFields({
       </div>
       {kind === "https" ? (
         <>
-          <TextField
-            name="upstreamUrl"
-            label="Upstream URL"
-            placeholder="http://127.0.0.1:3000"
-            defaultValue={values.upstreamUrl}
-            hint="Where decrypted requests go: an http:// or https:// URL."
-            errors={errors.upstreamUrl}
-            required
-          />
-          <UpstreamVerifyField values={values} errors={errors} />
+          <UpstreamFields values={values} errors={errors} hint="Where decrypted requests go: an http:// or https:// URL." />
           <div className="grid gap-5 sm:grid-cols-2">
             <SelectField name="minTlsVersion" label="Minimum TLS version" options={TLS_OPTIONS} defaultValue={values.minTlsVersion || "TLSv1.2"} errors={errors.minTlsVersion} />
             <SelectField
@@ -185,18 +176,7 @@ function ListenerFields({
               errors={errors.redirectPort}
             />
           ) : (
-            <>
-              <TextField
-                name="upstreamUrl"
-                label="Upstream URL"
-                placeholder="http://127.0.0.1:3000"
-                defaultValue={values.upstreamUrl}
-                hint="Where plain HTTP requests go: an http:// or https:// URL."
-                errors={errors.upstreamUrl}
-                required
-              />
-              <UpstreamVerifyField values={values} errors={errors} />
-            </>
+            <UpstreamFields values={values} errors={errors} hint="Where plain HTTP requests go: an http:// or https:// URL." />
           )}
         </>
       )}
@@ -229,15 +209,19 @@ function ListenerFields({
   );
 }
 
-function UpstreamVerifyField({ values, errors }: { values: Values; errors: Record<string, string[] | undefined> }) {
+/** The upstream's URL and whether its certificate is checked: HTTPS listeners, and HTTP ones that proxy. */
+function UpstreamFields({ values, errors, hint }: { values: Values; errors: Record<string, string[] | undefined>; hint: string }) {
   return (
-    <SelectField
-      name="upstreamTlsVerify"
-      label="Upstream certificate (https:// upstreams)"
-      options={UPSTREAM_VERIFY_OPTIONS}
-      defaultValue={values.upstreamTlsVerify === "false" ? "false" : "true"}
-      hint="Whether the upstream's certificate must be valid for its host name. Accepting any certificate still encrypts, but no longer proves who answers: keep it for upstreams on this machine or a network you trust."
-      errors={errors.upstreamTlsVerify}
-    />
+    <>
+      <TextField name="upstreamUrl" label="Upstream URL" placeholder="http://127.0.0.1:3000" defaultValue={values.upstreamUrl} hint={hint} errors={errors.upstreamUrl} required />
+      <SelectField
+        name="upstreamTlsVerify"
+        label="Upstream certificate (https:// upstreams)"
+        options={UPSTREAM_VERIFY_OPTIONS}
+        defaultValue={values.upstreamTlsVerify === "false" ? "false" : "true"}
+        hint="Whether the upstream's certificate must be valid for its host name. Accepting any certificate still encrypts, but no longer proves who answers: keep it for upstreams on this machine or a network you trust."
+        errors={errors.upstreamTlsVerify}
+      />
+    </>
   );
 }
