@@ -293,7 +293,7 @@ describe.each(EDGE_VARIANTS)("the edge on $kind (tls.TLSSocket: $portableTls)", 
     socket.destroy();
   });
 
-  it("disconnects a TLS 1.2 client that asks to renegotiate, as nginx does", async () => {
+  it("refuses a TLS 1.2 client that asks to renegotiate: OpenSSL alerts it and its connection ends, as with nginx", async () => {
     const socket = tls.connect({ host: "127.0.0.1", port: httpsPort, servername: "a.example.test", rejectUnauthorized: false, maxVersion: "TLSv1.2" });
     await once(socket, "secureConnect");
     expect(socket.getProtocol()).toBe("TLSv1.2");

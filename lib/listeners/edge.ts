@@ -73,6 +73,9 @@ const LOAD_BATCH = 500;
 const ALPN_HTTP = ["h2", "http/1.1"];
 const ALPN_HTTP_WIRE = alpnWire(ALPN_HTTP);
 const ALPN_CHALLENGE = ["acme-tls/1"];
+// A TLS 1.2 client that asks to renegotiate is refused by OpenSSL itself (a no_renegotiation alert; OpenSSL
+// clients then end the connection), before any of the new handshake's work. TLS 1.3 has no renegotiation.
+const NO_RENEGOTIATION = crypto.constants.SSL_OP_NO_RENEGOTIATION;
 
 export type EdgeOptions = {
   db: Db;
@@ -246,7 +249,7 @@ export class Edge {
         const entry: CertEntry = {
           certificateId: cert.id,
           fingerprint: cert.fingerprint_sha256 ?? crypto.createHash("sha256").update(cert.chain_pem).digest("hex"),
-          context: tls.createSecureContext({ cert: cert.chain_pem, key: keyPem, minVersion }),
+          context: tls.createSecureContext({ cert: cert.chain_pem, key: keyPem, minVersion, secureOptions: NO_RENEGOTIATION }),
         };
         if (key) used.set(key, entry);
         return entry;
@@ -456,7 +459,7 @@ export class Edge {
     }
     const tlsSocket = new tls.TLSSocket(socket, { isServer: true, secureContext: choice.entry.context, ALPNProtocols: ALPN_HTTP }) as SecuringSocket;
     tlsSocket[kSecuring] = state;
-    tlsSocket.disableRenegotiation(); // as natively (onNativeHandshakeStart)
+    tlsSocket.disableRenegotiation(); // OpenSSL refuses it first (NO_RENEGOTIATION in every context)
     tlsSocket.on("error", destroyOnError);
     tlsSocket.on("close", clearHandshakeTimer);
     tlsSocket.once("secure", onSecure); // a TLS 1.2 renegotiation must not hand the socket over twice
@@ -713,7 +716,7 @@ function clearHandshakeTimer(this: SecuringSocket) {
 
 const kConnection = Symbol("portcullis.nativeConnection");
 type NativeHandle = TcpHandle & { [kConnection]: NativeConnection };
-type NativeTlsWrap = TlsWrap & { [kConnection]: NativeConnection };
+type NativeTlsWrap = TlsWrap & { [kConnection]: NativeConnection; reading?: boolean };
 type OwningSocket = net.Socket & { [kConnection]: NativeConnection };
 /** The decrypted stream as a net.Socket, with what the HTTP servers read of a TLSSocket. */
 type PlaintextSocket = OwningSocket & { ssl: TlsWrap | null; encrypted: true; alpnProtocol: string | false };
@@ -749,14 +752,13 @@ class NativeConnection {
     const ssl = nativeTls!.wrap(this.handle, context) as NativeTlsWrap;
     ssl[kConnection] = this;
     this.ssl = ssl;
-    ssl.onhandshakestart = onNativeHandshakeStart;
     ssl.onhandshakedone = onNativeHandshakeDone;
     ssl.onerror = onNativeError;
     ssl.onread = onNativeFirstRead;
     ssl.onclienthello = ssl.oncertcb = ssl.onnewsession = ssl.onkeylog = noop; // called only when enabled
     ssl.setALPNProtocols(ALPN_HTTP_WIRE);
+    // The TCP handle has been reading since the ClientHello's first bytes: the TLS stream now gets what it reads.
     ssl.receive(clientHello);
-    if (!this.closed) ssl.readStart();
   }
 
   /** A socket now owns the handle: destroying the connection destroys it, and its close ends the connection. */
@@ -798,7 +800,6 @@ function onNativeHelloRead(this: NativeHandle, arrayBuffer: ArrayBuffer) {
   }
   const hello = takeClientHelloBytes(conn, chunk);
   if (!hello) return;
-  this.readStop();
   conn.edge.nativeClientHello(conn, hello);
 }
 
@@ -818,12 +819,6 @@ function onNativeTimer(conn: NativeConnection) {
     conn.running.counts.handshakeErrors++; // a partial ClientHello; one that never sent a byte is not a handshake
   }
   conn.destroy();
-}
-
-/** A TLS 1.2 client that asks to renegotiate is disconnected, as nginx does (TLS 1.3 has no renegotiation). */
-function onNativeHandshakeStart(this: NativeTlsWrap) {
-  const conn = this[kConnection];
-  if (conn.securedAt && this.getProtocol() !== "TLSv1.3") conn.destroy();
 }
 
 function onNativeHandshakeDone(this: NativeTlsWrap) {
@@ -847,10 +842,11 @@ function onNativeFirstRead(this: NativeTlsWrap, arrayBuffer: ArrayBuffer) {
     conn.destroy(); // closed, or an error, before any request
     return;
   }
-  this.readStop();
   clearTimeout(conn.timer);
-  // Its handle is the TLS stream (reading restarts in the constructor); the TLS stream's close (TLSWrap.prototype.close
-  // in lib/_tls_wrap.js) closes the TCP handle and frees the TLS state of its owner's .ssl.
+  // Its handle is the TLS stream, which goes on reading: `reading` tells net.Socket so, which then does not start it
+  // again (each stop and start of a read is a system call). The TLS stream's close (TLSWrap.prototype.close in
+  // lib/_tls_wrap.js) closes the TCP handle and frees the TLS state of its owner's .ssl.
+  this.reading = true;
   const plain = new net.Socket({ handle: this } as net.SocketConstructorOpts) as PlaintextSocket;
   plain.ssl = this;
   plain.encrypted = true;

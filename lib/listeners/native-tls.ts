@@ -25,7 +25,8 @@ export type TlsWrap = {
   getALPNNegotiatedProtocol(): string | false | undefined;
   getProtocol(): string | undefined;
   destroySSL(): void;
-  onhandshakestart: (now: number) => void;
+  /** Called, when it is a function, as a handshake starts; the edge leaves it unset (OpenSSL refuses renegotiation). */
+  onhandshakestart?: (now: number) => void;
   onhandshakedone: () => void;
   onerror: (err: Error) => void;
   onread: (arrayBuffer: ArrayBuffer) => void;
