@@ -42,6 +42,9 @@ ENV NODE_ENV=production \
     NEXT_TELEMETRY_DISABLED=1 \
     PORTCULLIS_DATA_DIR=/data \
     PORTCULLIS_HOST=0.0.0.0
+# What `portcullis serve` gives the worker it spawns (worker/environment.ts), here for every role, so that a
+# `portcullis worker` container (docker-compose.yml) gets it too: glibc's per-thread cache of freed memory.
+ENV GLIBC_TUNABLES=glibc.malloc.tcache_count=256
 
 # Sources (root-owned, read-only for the app user), production node_modules, then the build.
 COPY . .

@@ -11,6 +11,7 @@ import { Keyring, sealingKeyFromSecret } from "../lib/crypto/seal";
 import { openDatabase, type Db } from "../lib/db/connection";
 import type { Database } from "../lib/db/schema";
 import { createListener, setMappings } from "../lib/listeners/index";
+import { workerEnvironment } from "../worker/environment";
 import { nativeTls } from "../lib/listeners/native-tls";
 import { newId, nowIso } from "../lib/ids";
 import { findFreePort } from "../lib/net";
@@ -619,7 +620,8 @@ const profiles: string[] = [];
 /** The edge alone in its own process, on a SQLite file or a PostgreSQL URL; its log goes to logDir. */
 async function startEdge(database: string, label: string, logDir: string): Promise<EdgeProc> {
   const node = [process.execPath, "--import", "tsx", path.join(ROOT, "bench", "edge-runner.ts"), database];
-  const env = { ...process.env, BENCH_EDGE_SECRET: BENCH_SECRET };
+  // The environment `portcullis serve` gives its worker (glibc's malloc cache: worker/environment.ts).
+  const env = workerEnvironment({ ...process.env, BENCH_EDGE_SECRET: BENCH_SECRET });
   const t0 = performance.now();
   const proc = startProcess(`the edge (${label})`, pinned(SERVER_CPUS, node), { logFile: path.join(logDir, `edge-${label}.log`), env, ipc: true });
   const ready = await Promise.race([

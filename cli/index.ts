@@ -57,8 +57,9 @@ program
     await migrateToLatest(db, kind);
     await db.destroy();
     ensureBuild(root);
+    const { workerEnvironment } = await import("../worker/environment");
     const children = ["console", "worker"].map((role) =>
-      spawn(process.execPath, [bin, role], { stdio: "inherit", env: process.env }),
+      spawn(process.execPath, [bin, role], { stdio: "inherit", env: role === "worker" ? workerEnvironment(process.env) : process.env }),
     );
     let exiting = false;
     const stopAll = (signal: NodeJS.Signals) => {

@@ -1,6 +1,8 @@
 import { execFileSync } from "node:child_process";
+import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
+import { WORKER_MALLOC_TUNABLE } from "../worker/environment";
 import { expect, LoginPage, test, VIEWER } from "./fixtures";
 
 // Last in the run: the throttle also pauses sign-in for this address (127.0.0.1), and the
@@ -21,6 +23,16 @@ test("five failed sign-ins within a minute pause sign-in for that account, with 
   expect(refusedAsWrong).toBeGreaterThanOrEqual(4);
   expect(refusedAsWrong).toBeLessThanOrEqual(5);
   await expect(page.getByTestId("form-message")).toContainText(/Too many failed sign-ins.*try again in 5 minutes/);
+});
+
+test("`portcullis serve` starts the worker with glibc's malloc cache setting (worker/environment.ts), and the console without", async ({ state }) => {
+  const environ = (pid: string) => fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+  const children = fs.readFileSync(`/proc/${state.pid}/task/${state.pid}/children`, "utf8").trim().split(/\s+/);
+  const role = (pid: string) => fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).at(-1);
+  const byRole = Object.fromEntries(children.map((pid) => [role(pid), pid]));
+  expect(Object.keys(byRole).sort()).toEqual(["console", "worker"]);
+  expect(environ(byRole.worker)).toContain(`GLIBC_TUNABLES=${WORKER_MALLOC_TUNABLE}`);
+  expect(environ(byRole.console).filter((v) => v.startsWith("GLIBC_TUNABLES="))).toEqual(process.env.GLIBC_TUNABLES ? [`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}`] : []);
 });
 
 function reachable(url: string): Promise<boolean> {

@@ -4,6 +4,7 @@ import { describe, it, expect } from "vitest";
 import { parse } from "yaml";
 import { ENVIRONMENT_VARIABLES, parseConfig, type Config } from "../lib/config";
 import { checkTlsMode } from "../lib/console/http";
+import { workerEnvironment } from "../worker/environment";
 
 // There is no Docker engine in the test environment, so these checks read docker-compose.yml and
 // the Dockerfile as data and hold them against the code they start: the CLI's commands, the
@@ -273,6 +274,10 @@ describe("Dockerfile", () => {
     expect(env.NODE_ENV).toBe("production");
     expect(env.PORTCULLIS_DATA_DIR).toBe("/data");
     for (const key of Object.keys(env).filter((k) => k.startsWith("PORTCULLIS_"))) expect(ENVIRONMENT_VARIABLES, `ENV ${key}`).toContain(key);
+  });
+
+  it("gives a `portcullis worker` container the malloc setting that `portcullis serve` gives its worker", () => {
+    expect(imageEnvironment().GLIBC_TUNABLES).toBe(workerEnvironment({}).GLIBC_TUNABLES);
   });
 
   it("exposes the console's default port and health-checks it", () => {
