@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
-import { WORKER_MALLOC_TUNABLE } from "../worker/environment";
+import { WORKER_MALLOC_TUNABLE, workerEnvironment } from "../worker/environment";
 import { expect, LoginPage, test, VIEWER } from "./fixtures";
 
 // Last in the run: the throttle also pauses sign-in for this address (127.0.0.1), and the
@@ -31,7 +31,8 @@ test("`portcullis serve` starts the worker with glibc's malloc cache setting (wo
   const role = (pid: string) => fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).at(-1);
   const byRole = Object.fromEntries(children.map((pid) => [role(pid), pid]));
   expect(Object.keys(byRole).sort()).toEqual(["console", "worker"]);
-  expect(environ(byRole.worker)).toContain(`GLIBC_TUNABLES=${WORKER_MALLOC_TUNABLE}`);
+  expect(environ(byRole.worker)).toContain(`GLIBC_TUNABLES=${workerEnvironment(process.env).GLIBC_TUNABLES}`);
+  expect(workerEnvironment(process.env).GLIBC_TUNABLES).toContain(WORKER_MALLOC_TUNABLE);
   expect(environ(byRole.console).filter((v) => v.startsWith("GLIBC_TUNABLES="))).toEqual(process.env.GLIBC_TUNABLES ? [`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}`] : []);
 });
 
