@@ -459,10 +459,9 @@ export class Edge {
     }
     const tlsSocket = new tls.TLSSocket(socket, { isServer: true, secureContext: choice.entry.context, ALPNProtocols: ALPN_HTTP }) as SecuringSocket;
     tlsSocket[kSecuring] = state;
-    tlsSocket.disableRenegotiation(); // OpenSSL refuses it first (NO_RENEGOTIATION in every context)
     tlsSocket.on("error", destroyOnError);
     tlsSocket.on("close", clearHandshakeTimer);
-    tlsSocket.once("secure", onSecure); // a TLS 1.2 renegotiation must not hand the socket over twice
+    tlsSocket.once("secure", onSecure); // one hand-over per socket (renegotiation is refused: NO_RENEGOTIATION)
     state.current = tlsSocket;
   }
 
